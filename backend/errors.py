@@ -1,0 +1,50 @@
+"""Errors the backend reports to people: each has a stable code, a one-line message and a hint."""
+
+from __future__ import annotations
+
+
+class PartPackerError(Exception):
+    """Base class of every error the user can act on. `code` is stable and machine-readable."""
+
+    code = "internal"
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class BadInputError(PartPackerError):
+    """An image, a parameter or a request that cannot be used as given."""
+
+    code = "bad_input"
+    exit_code = 2
+
+
+class WeightsError(PartPackerError):
+    """Model weights that are missing, unreadable, or not the files they claim to be."""
+
+    code = "weights"
+    exit_code = 3
+
+
+class DeviceOutOfMemoryError(PartPackerError):
+    """The accelerator ran out of memory."""
+
+    code = "out_of_memory"
+    exit_code = 4
+
+
+class OutputError(PartPackerError):
+    """The output folder or file cannot be written."""
+
+    code = "output"
+    exit_code = 5
+
+
+class Cancelled(PartPackerError):
+    """The job was cancelled on request. Not a failure."""
+
+    code = "cancelled"
+    exit_code = 130

@@ -1,0 +1,95 @@
+"""Generation parameters: the public demo's names, defaults and ranges, validated where they enter."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import BadInputError
+
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+
+# One table drives validation, the command line and the protocol documentation.
+PARAM_RANGES: dict[str, ParamRange] = {
+    "steps": ParamRange(50, 1, 100, "flow-matching sampler steps"),
+    "cfg_scale": ParamRange(7.0, 2.0, 10.0, "classifier-free guidance scale"),
+    "grid_res": ParamRange(384, 16, 512, "marching-cubes grid resolution (demo: 256-512)"),
+    "seed": ParamRange(0, 0, MAX_SEED, "random seed of the initial noise"),
+    "randomize_seed": ParamRange(True, help="draw a new seed instead of using `seed`"),
+    "simplify": ParamRange(False, help="decimate every volume to about `target_faces` faces"),
+    "target_faces": ParamRange(100_000, 10_000, 1_000_000, "face budget when simplifying"),
+    "remove_small_pieces": ParamRange(
+        False,
+        help="the demo's clean-up: drop pieces under 5%% of the bounding-box diagonal or 25 faces",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    steps: int = 50
+    cfg_scale: float = 7.0
+    grid_res: int = 384
+    seed: int = 0
+    randomize_seed: bool = True
+    simplify: bool = False
+    target_faces: int = 100_000
+    remove_small_pieces: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GenerationParams:
+        """Validate untrusted values (JSON, command line) and build the parameters."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise BadInputError(
+                f"unknown parameter(s): {', '.join(unknown)}",
+                f"known parameters: {', '.join(sorted(known))}",
+            )
+        kwargs = {name: _coerce(name, value) for name, value in values.items()}
+        return cls(**kwargs)
+
+    def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationParams:
+        """The demo's get_random_seed: a fresh seed in [0, 2^31-1) when randomizing."""
+        if not self.randomize_seed:
+            return self
+        seed = (rng or random.SystemRandom()).randrange(MAX_SEED)
+        return GenerationParams(**{**asdict(self), "seed": seed, "randomize_seed": False})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    spec = PARAM_RANGES[name]
+    if isinstance(spec.default, bool):
+        if not isinstance(value, bool):
+            raise BadInputError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise BadInputError(f"{name} must be finite, got {value!r}")
+    if isinstance(spec.default, int):
+        if value != int(value):
+            raise BadInputError(f"{name} must be a whole number, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if not spec.low <= value <= spec.high:
+        raise BadInputError(
+            f"{name} must be between {spec.low:g} and {spec.high:g}, got {value:g}",
+            f"{name}: {spec.help}",
+        )
+    return value

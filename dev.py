@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Developer entry point: set up both environments, then run the demo or the whole test suite.
+
+    python3 dev.py demo   # build the extension and the backend env; generate from the example image
+    python3 dev.py test   # build both envs; run the backend and the Blender test suites
+
+Two environments, as on a user's machine: `.venv/backend` (torch, numpy 2, mesh libraries) runs
+the backend process; `.venv/blender` (the `bpy` module from PyPI, numpy 1.26) stands in for Blender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENVS = ROOT / ".venv"
+BACKEND_ENV = VENVS / "backend"
+BLENDER_ENV = VENVS / "blender"
+TORCH_PIN = "torch==2.13.0"
+BPY_PIN = "bpy==4.5.15"
+EXAMPLE_IMAGE = ROOT / "examples" / "robot.png"
+
+
+def python_of(env: Path) -> Path:
+    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(*cmd: object, **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def ensure_env(env: Path, *requirements: str) -> Path:
+    """Create `env` once, then (re)install `requirements`; pip skips what is already satisfied."""
+    if not python_of(env).exists():
+        venv.create(env, with_pip=True)
+    python = python_of(env)
+    run(python, "-m", "pip", "install", "--quiet", *requirements)
+    return python
+
+
+def backend_env() -> Path:
+    # torch first and pinned: any later range it satisfies installs nothing more.
+    ensure_env(BACKEND_ENV, TORCH_PIN)
+    return ensure_env(BACKEND_ENV, "-e", f"{ROOT}[test,bench,dev]")
+
+
+def blender_env() -> Path:
+    return ensure_env(BLENDER_ENV, BPY_PIN, "pytest>=8")
+
+
+def test(pytest_args: list[str]) -> int:
+    backend_python = backend_env()
+    blender_python = blender_env()
+    env = {**os.environ, "PARTPACKER_BACKEND_PYTHON": str(backend_python)}
+    suites = [
+        [backend_python, "-m", "pytest", "tests/backend", *pytest_args],
+        [blender_python, "-m", "pytest", "tests/blender", *pytest_args],
+    ]
+    codes = [subprocess.run([str(c) for c in suite], cwd=ROOT, env=env).returncode for suite in suites]
+    print(f"suites exit codes: backend {codes[0]}, blender {codes[1]}", flush=True)
+    return max(codes)
+
+
+def demo(args: argparse.Namespace) -> int:
+    backend_python = backend_env()
+    blender_python = blender_env()
+    run(blender_python, ROOT / "build.py")
+    weights = ["--weights-dir", args.weights_dir] if args.weights_dir else []
+    doctor = subprocess.run([str(backend_python), "-m", "backend", "doctor", *weights], cwd=ROOT)
+    if doctor.returncode != 0:
+        print(
+            "\nThe model weights are not here yet. Fetch them (about 6 GB) with\n"
+            f"  {backend_python} -m backend download\n"
+            "or point --weights-dir at a folder holding flow.pt, vae.pt and model.safetensors,\n"
+            "then run `python3 dev.py demo` again.",
+            flush=True,
+        )
+        return doctor.returncode
+    output = ROOT / "outputs" / "demo"
+    run(backend_python, "-m", "backend", "generate", EXAMPLE_IMAGE, "-o", output, *weights, cwd=ROOT)
+    print(f"\nParts written to {output}; in Blender: PartPacker panel > Import folder.", flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo_parser = sub.add_parser("demo", help="set up, build the extension, generate from the example")
+    demo_parser.add_argument("--weights-dir", help="local folder with the weights (default: HF cache)")
+    test_parser = sub.add_parser("test", help="set up both environments and run every test")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
+    args = parser.parse_args()
+    if args.command == "test":
+        return test(args.pytest_args)
+    return demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
