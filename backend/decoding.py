@@ -1,0 +1,160 @@
+"""Occupancy grids from a part latent: dense, or coarse-to-fine (reference README §3.5-3.6).
+
+A grid of resolution r holds r+1 points per axis on linspace(-1, 1); grid[i, j, k] is the value
+at (x_i, y_j, z_k), positive inside. The coarse-to-fine grid is NaN where it was not queried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from .errors import Cancelled
+from .models import VAE
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+"""Maps float32 points [N, 3] to float32 values [N]."""
+
+ChunkCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+Mode = Literal["dense", "hierarchical"]
+
+DEFAULT_CHUNK_SIZE = 8192
+UNQUERIED = -100.0
+BAND = 0.95
+WIDE_DILATION_FROM = 512
+
+
+def grid_levels(resolution: int, min_resolution: int) -> list[int]:
+    """Halve from `resolution` while at least `min_resolution`, coarsest first (384/64 → 96,
+    192, 384). A resolution below the minimum is a single dense level."""
+    levels = [resolution]
+    while levels[-1] // 2 >= min_resolution:
+        levels.append(levels[-1] // 2)
+    return levels[::-1]
+
+
+def linspace_points(resolution: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """All grid points [(r+1)^3, 3], x slowest and z fastest."""
+    axis = torch.linspace(-1, 1, resolution + 1, dtype=torch.float64).float().to(device)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def vae_field(vae: VAE, latent: torch.Tensor) -> Field:
+    """The occupancy field of one part latent [1, latent_size, latent_dim]. The decoder and the
+    query's keys/values depend only on the latent, so they run once here, not once per chunk."""
+    with torch.no_grad():
+        context = vae.query_context(vae.decode(latent))
+
+    def field(points: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return vae.query_with_context(points[None], context)[0, :, 0]
+
+    return field
+
+
+def query_points(
+    field: Field,
+    points: torch.Tensor,
+    chunk_size: int,
+    on_chunk: ChunkCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> torch.Tensor:
+    """Evaluate `field` in chunks, checking for cancellation before each chunk."""
+    values = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
+    num_chunks = -(-points.shape[0] // chunk_size)
+    for index, start in enumerate(range(0, points.shape[0], chunk_size)):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("generation cancelled while decoding the volumes")
+        values[start : start + chunk_size] = field(points[start : start + chunk_size]).float()
+        if on_chunk is not None:
+            on_chunk(index + 1, num_chunks)
+    return values
+
+
+def refinement_mask(coarse: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Which points of the level-`resolution` grid to query, from the previous level's grid
+    (unqueried points hold UNQUERIED)."""
+    inside = coarse >= 0
+    marked = coarse.abs() < BAND
+    for axis in range(3):
+        changes = inside.narrow(axis, 1, inside.shape[axis] - 1) != inside.narrow(
+            axis, 0, inside.shape[axis] - 1
+        )
+        marked.narrow(axis, 1, changes.shape[axis]).logical_or_(changes)
+        marked.narrow(axis, 0, changes.shape[axis]).logical_or_(changes)
+    wide = resolution >= WIDE_DILATION_FROM
+    if not wide:
+        marked = dilate(marked, 3)
+    fine = torch.zeros((resolution + 1,) * 3, dtype=torch.bool, device=coarse.device)
+    fine[::2, ::2, ::2] = marked
+    return dilate(fine, 5 if wide else 3)
+
+
+def dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """Box dilation; neighbours outside the grid count as unmarked."""
+    pooled = F.max_pool3d(mask[None, None].half(), size, stride=1, padding=size // 2)
+    return pooled[0, 0] > 0
+
+
+def dense_grid(
+    field: Field,
+    resolution: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: torch.device | str = "cpu",
+    on_chunk: ChunkCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> torch.Tensor:
+    points = linspace_points(resolution, device)
+    values = query_points(field, points, chunk_size, on_chunk, should_cancel)
+    return values.view((resolution + 1,) * 3)
+
+
+def hierarchical_grid(
+    field: Field,
+    resolution: int,
+    min_resolution: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: torch.device | str = "cpu",
+    on_level: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> torch.Tensor:
+    """Query the coarsest level densely, then at each finer level only near the surface."""
+    levels = grid_levels(resolution, min_resolution)
+    grid = dense_grid(field, levels[0], chunk_size, device, should_cancel=should_cancel)
+    if on_level is not None:
+        on_level(1, len(levels))
+    for number, level in enumerate(levels[1:], start=2):
+        indices = refinement_mask(grid, level).nonzero()
+        points = (indices.float() * 2 / level - 1).contiguous()
+        grid = torch.full((level + 1,) * 3, UNQUERIED, dtype=torch.float32, device=device)
+        values = query_points(field, points, chunk_size, should_cancel=should_cancel)
+        grid[indices[:, 0], indices[:, 1], indices[:, 2]] = values
+        if on_level is not None:
+            on_level(number, len(levels))
+    return grid.masked_fill(grid <= UNQUERIED, float("nan"))
+
+
+def decode_grid(
+    vae: VAE,
+    latent: torch.Tensor,
+    resolution: int,
+    min_resolution: int = 64,
+    mode: Mode = "hierarchical",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    should_cancel: CancelCheck | None = None,
+) -> torch.Tensor:
+    """The (res+1)^3 float32 occupancy grid of one part latent, NaN where not queried."""
+    field = vae_field(vae, latent)
+    device = latent.device
+    if mode == "dense":
+        return dense_grid(field, resolution, chunk_size, device, should_cancel=should_cancel)
+    if mode == "hierarchical":
+        return hierarchical_grid(
+            field, resolution, min_resolution, chunk_size, device, should_cancel=should_cancel
+        )
+    raise ValueError(f"mode must be 'dense' or 'hierarchical', got {mode!r}")

@@ -1,0 +1,144 @@
+"""Dense and coarse-to-fine occupancy grids against the official decoder's outputs."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from reference import analytic_occupancy, config, tensors, tiny_vae
+
+from backend.decoding import (
+    decode_grid,
+    grid_levels,
+    hierarchical_grid,
+    linspace_points,
+)
+from backend.errors import Cancelled
+
+FP32 = {"atol": 1e-4, "rtol": 1e-4}
+
+
+@pytest.mark.parametrize(
+    ("resolution", "minimum", "levels"),
+    [
+        (32, 8, [8, 16, 32]),
+        (384, 64, [96, 192, 384]),
+        (512, 64, [64, 128, 256, 512]),
+        (32, 64, [32]),
+    ],
+)
+def test_grid_levels(resolution: int, minimum: int, levels: list[int]) -> None:
+    assert grid_levels(resolution, minimum) == levels
+
+
+def test_dense_grid_of_the_tiny_vae() -> None:
+    latent = tensors("vae/decode_query_fp32.safetensors")["latent"]
+    grid = decode_grid(tiny_vae(), latent, 16, mode="dense", chunk_size=1000)
+    torch.testing.assert_close(grid, tensors("vae/dense_r16_fp32.safetensors")["grid"], **FP32)
+
+
+class RecordingField:
+    """Wraps a field; groups the points it is asked for by level."""
+
+    def __init__(self, field) -> None:
+        self.field = field
+        self.levels: list[list[torch.Tensor]] = [[]]
+
+    def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        self.levels[-1].append(points.clone())
+        return self.field(points)
+
+    def next_level(self, number: int, total: int) -> None:
+        self.levels.append([])
+
+    def masks(self, levels: list[int]) -> dict[int, torch.Tensor]:
+        masks = {}
+        for level, batches in zip(levels, self.levels, strict=False):
+            indices = torch.round((torch.cat(batches) + 1) * level / 2).long()
+            mask = torch.zeros((level + 1,) * 3, dtype=torch.uint8)
+            mask[indices[:, 0], indices[:, 1], indices[:, 2]] = 1
+            assert int(mask.sum()) == indices.shape[0], "a point was queried twice"
+            masks[level] = mask
+        return masks
+
+
+def test_hierarchical_grid_of_the_tiny_vae_matches_grid_and_masks() -> None:
+    ref = tensors("vae/hier_net_r32_fp32.safetensors")
+    latent = tensors("vae/decode_query_fp32.safetensors")["latent"]
+    grid = decode_grid(tiny_vae(), latent, 32, 8, mode="hierarchical", chunk_size=777)
+    assert torch.equal(grid.isnan(), ref["grid"].isnan())
+    torch.testing.assert_close(grid.nan_to_num(), ref["grid"].nan_to_num(), **FP32)
+
+    from backend.decoding import vae_field
+
+    field = RecordingField(vae_field(tiny_vae(), latent))
+    hierarchical_grid(field, 32, 8, on_level=field.next_level)
+    for level, mask in field.masks([8, 16, 32]).items():
+        assert torch.equal(mask, ref[f"queried_mask_r{level}"]), f"level {level}"
+
+
+def test_hierarchical_analytic_grid_is_exact_with_exact_masks() -> None:
+    ref = tensors("vae/hier_analytic_r32.safetensors")
+    field = RecordingField(analytic_occupancy)
+    grid = hierarchical_grid(field, 32, 8, on_level=field.next_level)
+    assert torch.equal(grid.isnan(), ref["grid"].isnan())
+    assert torch.equal(grid.nan_to_num(), ref["grid"].nan_to_num())
+    for level, mask in field.masks([8, 16, 32]).items():
+        assert torch.equal(mask, ref[f"queried_mask_r{level}"]), f"level {level}"
+
+
+@pytest.mark.parametrize("run", ["384_64", "512_64"])
+def test_hierarchical_analytic_summaries_at_full_resolution(run: str) -> None:
+    """The app's default (384/64) and the >= 512 branch (wide dilation)."""
+    summary = config("vae/hier_analytic_summaries.json")["runs"][run]
+    counts: list[int] = []
+    field = RecordingField(analytic_occupancy)
+
+    def count_level(number: int, total: int) -> None:
+        counts.append(sum(batch.shape[0] for batch in field.levels[-1]))
+        field.next_level(number, total)
+
+    grid = hierarchical_grid(
+        field,
+        summary["resolution"],
+        summary["min_resolution"],
+        chunk_size=1 << 20,
+        on_level=count_level,
+    )
+    finite = grid.isfinite()
+    expected_counts = [summary["queried_points_per_level"][str(r)] for r in summary["levels"]]
+    assert counts == expected_counts
+    digest = hashlib.sha256(finite.numpy().astype("uint8").tobytes()).hexdigest()
+    assert digest == summary["final_finite_mask_sha256"]
+    assert int((grid[finite] >= 0).sum()) == summary["final_positive_count"]
+    assert grid[finite].double().sum().item() == pytest.approx(
+        summary["sum_of_finite_values_float64"], abs=1e-6
+    )
+
+
+def test_a_level_that_marks_nothing_gives_an_empty_grid_instead_of_crashing() -> None:
+    grid = hierarchical_grid(lambda points: torch.ones(points.shape[0]), 32, 8)
+    assert grid.shape == (33, 33, 33)
+    assert grid.isnan().all()
+
+
+def test_dense_points_are_linspace_in_ij_order() -> None:
+    points = linspace_points(4)
+    assert points.shape == (125, 3)
+    assert points[1].tolist() == [-1.0, -1.0, -0.5]
+    assert points[25].tolist() == [-0.5, -1.0, -1.0]
+    ref_points = tensors("vae/decode_query_fp32.safetensors")["points"][0, :125]
+    assert torch.equal(points, ref_points)
+
+
+def test_cancel_between_decode_chunks() -> None:
+    calls: list[int] = []
+
+    def field(points: torch.Tensor) -> torch.Tensor:
+        calls.append(points.shape[0])
+        return analytic_occupancy(points)
+
+    with pytest.raises(Cancelled):
+        hierarchical_grid(field, 32, 8, chunk_size=100, should_cancel=lambda: len(calls) >= 3)
+    assert len(calls) == 3
