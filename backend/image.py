@@ -138,22 +138,16 @@ def _sixteen_bit_to_8_bit(image: Image.Image) -> Image.Image:
 class BackgroundRemover:
     """rembg background removal; the session is created on first use and reused afterwards.
 
-    `model_name` is a rembg session name ("u2net", the demo's choice, unless given). `model_path`
-    is a custom ONNX model with u2net's input and output layout, run by rembg's "u2net_custom"
-    session (or another "*_custom" session named by `model_name`).
+    `model_name` is a rembg session name; "u2net" is the demo's choice. `model_path` is a custom
+    ONNX model: with "u2net" it runs in rembg's "u2net_custom" session (u2net's input and output
+    layout), or in the "*_custom" session that `model_name` names.
     """
 
-    def __init__(self, model_name: str | None = None, model_path: str | Path | None = None) -> None:
+    def __init__(
+        self, model_name: str = DEFAULT_REMBG_MODEL, model_path: str | Path | None = None
+    ) -> None:
         self.model_path = Path(model_path).resolve() if model_path is not None else None
-        self.model_name = model_name or (
-            CUSTOM_REMBG_MODEL if self.model_path else DEFAULT_REMBG_MODEL
-        )
-        if self.model_name.endswith("_custom") != (self.model_path is not None):
-            raise BadInputError(
-                f"rembg model {self.model_name!r} with model path {self.model_path}",
-                "Give a model path together with a '*_custom' model such as 'u2net_custom', "
-                "and no path for rembg's own models such as 'u2net'.",
-            )
+        self.model_name = _session_name(model_name, self.model_path)
         self._session: BaseSession | None = None
 
     @property
@@ -214,6 +208,18 @@ class BackgroundRemover:
     def _require_model_file(self) -> None:
         if self.model_path is not None and not self.model_path.is_file():
             raise FileNotFoundError(f"no ONNX model at {self.model_path}")
+
+
+def _session_name(model_name: str, model_path: Path | None) -> str:
+    if model_path is not None and model_name == DEFAULT_REMBG_MODEL:
+        return CUSTOM_REMBG_MODEL
+    if model_name.endswith("_custom") != (model_path is not None):
+        raise BadInputError(
+            f"rembg model {model_name!r} does not go with model path {model_path}",
+            "Give a model path with 'u2net' or a '*_custom' model such as 'dis_custom', "
+            "and no path with rembg's other models.",
+        )
+    return model_name
 
 
 @contextmanager

@@ -388,8 +388,13 @@ def test_broken_custom_model_is_a_weights_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model_name", "model_path"), [("u2net", "custom.onnx"), ("u2net_custom", None)]
+    ("model_name", "model_path"), [("isnet-general-use", "custom.onnx"), ("u2net_custom", None)]
 )
 def test_model_name_and_path_must_agree(model_name: str, model_path: str | None) -> None:
-    with pytest.raises(BadInputError, match="rembg model"):
+    with pytest.raises(BadInputError, match="does not go with model path"):
         BackgroundRemover(model_name, model_path)
+
+
+def test_custom_model_path_with_the_default_name_uses_u2net_custom(tmp_path: Path) -> None:
+    assert BackgroundRemover("u2net", tmp_path / "mine.onnx").model_name == "u2net_custom"
+    assert BackgroundRemover().model_name == "u2net"
