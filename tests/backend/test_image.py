@@ -398,3 +398,16 @@ def test_model_name_and_path_must_agree(model_name: str, model_path: str | None)
 def test_custom_model_path_with_the_default_name_uses_u2net_custom(tmp_path: Path) -> None:
     assert BackgroundRemover("u2net", tmp_path / "mine.onnx").model_name == "u2net_custom"
     assert BackgroundRemover().model_name == "u2net"
+
+
+# --- the bundled example -----------------------------------------------------------------------
+
+
+def test_bundled_example_is_ready_for_the_demo(rembg_calls: dict[str, int]) -> None:
+    example = Path(__file__).parents[2] / "examples" / "robot.png"
+    assert example.stat().st_size < 300 * 1024
+    prepared = ImagePreparer(BackgroundRemover()).prepare(example)
+    left, top, right, bottom = visible_box(prepared.rgba)
+    assert prepared.had_alpha is True
+    assert rembg_calls == {"new_session": 0, "remove": 0}  # the demo needs no rembg download
+    assert abs(max(right - left, bottom - top) - OBJECT_SIDE) <= 1
