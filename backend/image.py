@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
@@ -70,9 +70,28 @@ SEGMENTER_ERRORS = (
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Read an image upright (EXIF orientation applied) as RGBA if it has transparency, else RGB."""
     path = Path(path)
-    _require_file(path)
+    with _open_file(path) as stream:
+        return _decode(stream, path, max_pixels)
+
+
+def _open_file(path: Path) -> BinaryIO:
     try:
-        with _pixel_limit(max_pixels), Image.open(path) as image:
+        return path.open("rb")
+    except FileNotFoundError as exc:
+        raise BadInputError(
+            f"image not found: {path}", "Check the path and the file name."
+        ) from exc
+    except IsADirectoryError as exc:
+        raise BadInputError(f"{path} is a folder, not an image file", "Choose a file.") from exc
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
+        ) from exc
+
+
+def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
+    try:
+        with _pixel_limit(max_pixels), Image.open(stream) as image:
             _require_usable_size(image.size, path)
             image.load()
             return _to_rgb_or_rgba(ImageOps.exif_transpose(image))
@@ -91,13 +110,6 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
             f"{path.name} cannot be decoded; the file is damaged or truncated ({exc})",
             "Open and re-save the image in an image editor, or use another file.",
         ) from exc
-
-
-def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise BadInputError(f"image not found: {path}", "Check the path and the file name.")
-    if not path.is_file():
-        raise BadInputError(f"{path} is not a file", f"Choose a {READABLE_FORMATS} image file.")
 
 
 def _require_usable_size(size: tuple[int, int], path: Path) -> None:

@@ -276,7 +276,7 @@ SMALL_LIMIT = 1000  # pixels: 64x64 is over twice the limit (Pillow's error), 40
         (truncated_png, None, "damaged or truncated"),
         (text_named_png, None, "not an image file"),
         (lambda folder: folder / "missing.png", None, "image not found"),
-        (folder_named_png, None, "is not a file"),
+        (folder_named_png, None, "is a folder"),
         (black_square(64), SMALL_LIMIT, "too large: more than 1,000 pixels"),
         (black_square(40), SMALL_LIMIT, "too large: more than 1,000 pixels"),
     ],
