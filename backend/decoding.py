@@ -20,11 +20,12 @@ Field = Callable[[torch.Tensor], torch.Tensor]
 
 ChunkCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
-Mode = Literal["dense", "hierarchical"]
+Mode = Literal["dense", "hierarchical", "surface"]
 
 DEFAULT_CHUNK_SIZE = 8192
 UNQUERIED = -100.0
 BAND = 0.95
+FINEST_BAND = 0.3
 WIDE_DILATION_FROM = 512
 
 
@@ -75,11 +76,11 @@ def query_points(
     return values
 
 
-def refinement_mask(coarse: torch.Tensor, resolution: int) -> torch.Tensor:
+def refinement_mask(coarse: torch.Tensor, resolution: int, band: float = BAND) -> torch.Tensor:
     """Which points of the level-`resolution` grid to query, from the previous level's grid
-    (unqueried points hold UNQUERIED)."""
+    (unqueried points hold UNQUERIED): near a sign change or where |value| < band, dilated."""
     inside = coarse >= 0
-    marked = coarse.abs() < BAND
+    marked = coarse.abs() < band
     for axis in range(3):
         changes = inside.narrow(axis, 1, inside.shape[axis] - 1) != inside.narrow(
             axis, 0, inside.shape[axis] - 1
@@ -138,6 +139,63 @@ def hierarchical_grid(
     return grid.masked_fill(grid <= UNQUERIED, float("nan"))
 
 
+def surface_grid(
+    field: Field,
+    resolution: int,
+    min_resolution: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: torch.device | str = "cpu",
+    on_level: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> torch.Tensor:
+    """Coarse-to-fine like `hierarchical_grid`, doing only the work that can change the mesh.
+
+    * Points a coarser level already queried are reused, not queried again.
+    * The finest level is refined around the coarser level's sign changes and where
+      |v| < FINEST_BAND instead of 0.95: the wide band exists to find thin parts between
+      coarse samples, which the 0.95 band of the intermediate levels has already found.
+    * While refining, points not queried hold ±1, the sign of the nearest coarser point; the
+      result is NaN there, as in the official grid.
+
+    The surface cells and their corner values equal the official decoder's on the reference and
+    synthetic volumes (tests), for under half of its queries at 384.
+    """
+    levels = grid_levels(resolution, min_resolution)
+    grid = dense_grid(field, levels[0], chunk_size, device, should_cancel=should_cancel)
+    known = torch.ones_like(grid, dtype=torch.bool)
+    if on_level is not None:
+        on_level(1, len(levels))
+    for number, level in enumerate(levels[1:], start=2):
+        band = FINEST_BAND if level == levels[-1] else BAND
+        marked = refinement_mask(grid, level, band)
+        grid, known_here = upsample_with_sign_fill(grid, known, level)
+        indices = (marked & ~known_here).nonzero()
+        points = (indices.float() * 2 / level - 1).contiguous()
+        values = query_points(field, points, chunk_size, should_cancel=should_cancel)
+        grid[indices[:, 0], indices[:, 1], indices[:, 2]] = values
+        known = known_here
+        known[indices[:, 0], indices[:, 1], indices[:, 2]] = True
+        if on_level is not None:
+            on_level(number, len(levels))
+    return grid.masked_fill(~known, float("nan"))
+
+
+def upsample_with_sign_fill(
+    coarse: torch.Tensor, known: torch.Tensor, resolution: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The level-`resolution` grid before querying: coarse values at even indices, ±1 (the sign
+    of the nearest coarse point) elsewhere; and which of its points hold a queried value."""
+    nearest = torch.arange(resolution + 1, device=coarse.device) // 2
+    fine = torch.where(coarse >= 0, 1.0, -1.0)[nearest][:, nearest][:, :, nearest].contiguous()
+    fine[::2, ::2, ::2] = coarse
+    fine_known = torch.zeros_like(fine, dtype=torch.bool)
+    fine_known[::2, ::2, ::2] = known
+    return fine, fine_known
+
+
+COARSE_TO_FINE = {"hierarchical": hierarchical_grid, "surface": surface_grid}
+
+
 def decode_grid(
     vae: VAE,
     latent: torch.Tensor,
@@ -148,13 +206,16 @@ def decode_grid(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
-    """The (res+1)^3 float32 occupancy grid of one part latent, NaN where not queried."""
+    """The (res+1)^3 float32 occupancy grid of one part latent.
+
+    "dense" queries every point; "hierarchical" is the official coarse-to-fine decoder (NaN where
+    not queried); "surface" is our cheaper coarse-to-fine decoder (see `surface_grid`)."""
     field = vae_field(vae, latent)
     device = latent.device
     if mode == "dense":
         return dense_grid(field, resolution, chunk_size, device, should_cancel=should_cancel)
-    if mode == "hierarchical":
-        return hierarchical_grid(
+    if mode in COARSE_TO_FINE:
+        return COARSE_TO_FINE[mode](
             field, resolution, min_resolution, chunk_size, device, should_cancel=should_cancel
         )
-    raise ValueError(f"mode must be 'dense' or 'hierarchical', got {mode!r}")
+    raise ValueError(f"mode must be 'dense', 'hierarchical' or 'surface', got {mode!r}")
