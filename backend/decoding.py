@@ -6,6 +6,7 @@ at (x_i, y_j, z_k), positive inside. The coarse-to-fine grid is NaN where it was
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Literal
 
@@ -15,14 +16,17 @@ import torch.nn.functional as F
 from .errors import Cancelled
 from .models import VAE
 
+log = logging.getLogger(__name__)
+
 Field = Callable[[torch.Tensor], torch.Tensor]
 """Maps float32 points [N, 3] to float32 values [N]."""
 
-ChunkCallback = Callable[[int, int], None]
+LevelCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 Mode = Literal["dense", "hierarchical", "surface"]
 
 DEFAULT_CHUNK_SIZE = 8192
+MIN_CHUNK_SIZE = 1024
 UNQUERIED = -100.0
 BAND = 0.95
 FINEST_BAND = 0.3
@@ -61,18 +65,24 @@ def query_points(
     field: Field,
     points: torch.Tensor,
     chunk_size: int,
-    on_chunk: ChunkCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
-    """Evaluate `field` in chunks, checking for cancellation before each chunk."""
+    """Evaluate `field` in chunks, checking for cancellation before each chunk. A chunk that runs
+    out of device memory is retried in halves down to MIN_CHUNK_SIZE before the error stands."""
     values = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
-    num_chunks = -(-points.shape[0] // chunk_size)
-    for index, start in enumerate(range(0, points.shape[0], chunk_size)):
+    start = 0
+    while start < points.shape[0]:
         if should_cancel is not None and should_cancel():
             raise Cancelled("generation cancelled while decoding the volumes")
-        values[start : start + chunk_size] = field(points[start : start + chunk_size]).float()
-        if on_chunk is not None:
-            on_chunk(index + 1, num_chunks)
+        try:
+            values[start : start + chunk_size] = field(points[start : start + chunk_size]).float()
+        except torch.OutOfMemoryError:
+            if chunk_size <= MIN_CHUNK_SIZE:
+                raise
+            chunk_size //= 2
+            log.warning("out of device memory: querying in chunks of %d points", chunk_size)
+            continue
+        start += chunk_size
     return values
 
 
@@ -106,11 +116,10 @@ def dense_grid(
     resolution: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     device: torch.device | str = "cpu",
-    on_chunk: ChunkCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
     points = linspace_points(resolution, device)
-    values = query_points(field, points, chunk_size, on_chunk, should_cancel)
+    values = query_points(field, points, chunk_size, should_cancel)
     return values.view((resolution + 1,) * 3)
 
 
@@ -120,7 +129,7 @@ def hierarchical_grid(
     min_resolution: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     device: torch.device | str = "cpu",
-    on_level: Callable[[int, int], None] | None = None,
+    on_level: LevelCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
     """Query the coarsest level densely, then at each finer level only near the surface."""
@@ -145,7 +154,7 @@ def surface_grid(
     min_resolution: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     device: torch.device | str = "cpu",
-    on_level: Callable[[int, int], None] | None = None,
+    on_level: LevelCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
     """Coarse-to-fine like `hierarchical_grid`, doing only the work that can change the mesh.

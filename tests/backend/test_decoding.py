@@ -208,3 +208,19 @@ def test_surface_grid_queries_at_most_60_percent_of_the_official_decoder() -> No
         counts[name] = sum(batch.shape[0] for batch in field.levels[0])
     assert counts["official"] == 912673 + 1084159 + 8193954
     assert counts["surface"] <= 0.6 * counts["official"]
+
+
+def test_out_of_memory_retries_in_smaller_chunks() -> None:
+    def small_device(points: torch.Tensor) -> torch.Tensor:
+        if points.shape[0] > 3000:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return analytic_occupancy(points)
+
+    grid = dense_grid(small_device, 16, chunk_size=16384)
+    assert torch.equal(grid, dense_grid(analytic_occupancy, 16))
+
+    def no_device(points: torch.Tensor) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        dense_grid(no_device, 16)
