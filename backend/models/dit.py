@@ -59,7 +59,8 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(TIMESTEP_FEATURES, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_features(t).to(self.mlp[0].weight.dtype))
+        dtype = next(self.mlp.parameters()).dtype
+        return self.mlp(timestep_features(t).to(dtype))
 
 
 class DiTBlock(nn.Module):
