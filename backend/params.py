@@ -1,4 +1,4 @@
-"""Generation parameters: the public demo's names, defaults and ranges, validated where they enter."""
+"""Generation parameters: the demo's names, defaults and ranges, validated where they enter."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ PARAM_RANGES: dict[str, ParamRange] = {
     "randomize_seed": ParamRange(True, help="draw a new seed instead of using `seed`"),
     "simplify": ParamRange(False, help="decimate every volume to about `target_faces` faces"),
     "target_faces": ParamRange(100_000, 10_000, 1_000_000, "face budget when simplifying"),
+    "guidance_fraction": ParamRange(
+        1.0,
+        0.2,
+        1.0,
+        "speed preset, changes the output: guide only the first fraction of the steps "
+        "(1.0 = every step, as the demo)",
+    ),
     "remove_small_pieces": ParamRange(
         False,
         help="the demo's clean-up: drop pieces under 5%% of the bounding-box diagonal or 25 faces",
@@ -45,7 +52,12 @@ class GenerationParams:
     randomize_seed: bool = True
     simplify: bool = False
     target_faces: int = 100_000
+    guidance_fraction: float = 1.0
     remove_small_pieces: bool = False
+
+    @property
+    def guidance_steps(self) -> int:
+        return max(1, round(self.steps * self.guidance_fraction))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GenerationParams:

@@ -56,3 +56,16 @@ def test_seeded_noise_is_reproducible_and_seed_dependent() -> None:
     assert not torch.equal(first, other)
     torch.manual_seed(7)
     assert torch.equal(first, torch.randn(1, 32, 8)), "a seed must give the global-RNG draw"
+
+
+def test_guidance_over_part_of_the_schedule_saves_the_unconditional_half() -> None:
+    ref = tensors("flow_sampling/sampling_fp32.safetensors")
+    dit = tiny_dit()
+    batches: list[int] = []
+    dit.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    full = sample(dit, ref["cond"], ref["x0"], 4, 7.0, guidance_steps=4)
+    torch.testing.assert_close(full, ref["final_latent"], atol=1e-4, rtol=1e-4)
+    batches.clear()
+    partial = sample(dit, ref["cond"], ref["x0"], 4, 7.0, guidance_steps=2)
+    assert batches == [2, 2, 1, 1]
+    assert not torch.allclose(partial, full)
