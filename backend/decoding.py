@@ -48,14 +48,18 @@ def linspace_points(resolution: int, device: torch.device | str = "cpu") -> torc
     return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
 
 
-def vae_field(vae: VAE, latent: torch.Tensor) -> Field:
-    """The occupancy field of one part latent [1, latent_size, latent_dim]. The decoder and the
-    query's keys/values depend only on the latent, so they run once here, not once per chunk."""
+def vae_field(vae: VAE, latent: torch.Tensor, reuse_context: bool = True) -> Field:
+    """The occupancy field of one part latent [1, latent_size, latent_dim]. The query's keys and
+    values depend only on the latent, so they are computed once here, not once per chunk as the
+    official decoder does (`reuse_context=False` does that, for benchmarks)."""
     with torch.no_grad():
-        context = vae.query_context(vae.decode(latent))
+        hidden = vae.decode(latent)
+        context = vae.query_context(hidden) if reuse_context else None
 
     def field(points: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
+            if context is None:
+                return vae.query(points[None], hidden)[0, :, 0]
             return vae.query_with_context(points[None], context)[0, :, 0]
 
     return field

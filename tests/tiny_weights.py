@@ -76,11 +76,13 @@ def randomize(module: nn.Module, generator: torch.Generator) -> None:
 def sampled_latents(dit: DiT, dino: DINOv2, generator: torch.Generator) -> list[torch.Tensor]:
     """Part latents as a generation makes them, from random images."""
     latents = []
+    device = dit.proj_in.weight.device
     with torch.no_grad():
         for seed in range(2):
-            image = torch.rand(1, 3, 518, 518, generator=generator)
+            image = torch.rand(1, 3, 518, 518, generator=generator).to(device)
             cond = dino.condition(normalize_image(image))
-            noise = initial_noise(seed, (1, dit.config.sequence_length, dit.config.latent_dim))
+            shape = (1, dit.config.sequence_length, dit.config.latent_dim)
+            noise = initial_noise(seed, shape, device)
             latents.extend(sample(dit, cond, noise, num_steps=4, cfg_scale=7.0).chunk(2, dim=1))
     return latents
 
@@ -90,12 +92,12 @@ def shape_vae_field(vae: VAE, latents: list[torch.Tensor]) -> None:
     widen the output, and set the bias so about INSIDE_FRACTION of space is inside."""
     frequencies = vae.config.fourier_frequencies
     with torch.no_grad():
-        columns = torch.arange(vae.config.point_fourier_dim)
+        columns = torch.arange(vae.config.point_fourier_dim, device=vae.proj_query.weight.device)
         vae.proj_query.weight[:, columns] *= 0.3 ** (columns % frequencies).float()
         vae.attn_query.attn.out_proj.weight *= 0.1
         vae.proj_out.weight.mul_(10)
         vae.proj_out.bias.zero_()
-        points = linspace_points(16)
+        points = linspace_points(16, vae.proj_out.weight.device)
         values = torch.cat([vae_field(vae, latent)(points) for latent in latents])
         vae.proj_out.bias.fill_(-values.quantile(1 - INSIDE_FRACTION).item())
 
