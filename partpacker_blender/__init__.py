@@ -1,0 +1,39 @@
+"""PartPacker for Blender: one image in, a 3D model split into parts out, each part an object.
+
+The model runs in a separate backend process (the `backend` package, its own Python with
+torch); this package only uses bpy, the standard library and Blender's numpy.
+"""
+
+import atexit
+
+import bpy
+
+from . import operators, preferences, props, session, ui
+
+MODULES = (props, preferences, operators, ui)
+
+
+def register() -> None:
+    for module in MODULES:
+        for cls in module.CLASSES:
+            bpy.utils.register_class(cls)
+    bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
+    session.start_session(preferences.worker_settings)
+    bpy.app.handlers.load_pre.append(_on_load_pre)
+    atexit.register(session.end_session)
+
+
+def unregister() -> None:
+    atexit.unregister(session.end_session)
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    session.end_session()
+    del bpy.types.Scene.partpacker
+    for module in reversed(MODULES):
+        for cls in reversed(module.CLASSES):
+            bpy.utils.unregister_class(cls)
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    session.current().forget_scene_results()

@@ -1,0 +1,26 @@
+"""Talking to the backend worker process. Plain Python: nothing here imports bpy."""
+
+from .backend import (
+    BackendClient,
+    BackendUnavailable,
+    BusyError,
+    Job,
+    JobOutcome,
+    WorkerSettings,
+    WorkerState,
+)
+from .protocol import PROTOCOL_VERSION, Hello, JobError, Progress
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "BackendClient",
+    "BackendUnavailable",
+    "BusyError",
+    "Hello",
+    "Job",
+    "JobError",
+    "JobOutcome",
+    "Progress",
+    "WorkerSettings",
+    "WorkerState",
+]

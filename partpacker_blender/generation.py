@@ -1,0 +1,85 @@
+"""From the scene settings (and a script's overrides) to a request for the backend."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from .image_input import checked_image_file, datablock_image_file, safe_stem
+from .importer import ImportOptions
+from .preferences import jobs_folder, user_folder
+from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
+from .session import GenerateRequest, Task, current
+
+
+def input_image(settings: Any, image_path: str = "") -> tuple[Path, str]:
+    """The image file for the backend and the stem results are named after.
+
+    `image_path` (a script's argument) wins over the panel's choice. Raises ImageInputError."""
+    if image_path or settings.image_source == "FILE":
+        path = checked_image_file(image_path or settings.image_path)
+        return path, safe_stem(path.name)
+    image = settings.image
+    path = datablock_image_file(image, user_folder() / "inputs")
+    return path, safe_stem(image.name)
+
+
+def merged_values(settings: Any, overrides: Mapping[str, Any], names: tuple[str, ...]) -> dict:
+    """Each of `names` from `overrides` where given, else from the scene settings."""
+    return {
+        name: overrides[name] if name in overrides else getattr(settings, name) for name in names
+    }
+
+
+def generate_request(
+    context: bpy.types.Context,
+    image: Path,
+    stem: str,
+    overrides: Mapping[str, Any],
+) -> GenerateRequest:
+    params = merged_values(context.scene.partpacker, overrides, GENERATION_PARAMETERS)
+    return GenerateRequest(
+        image=image,
+        stem=stem,
+        params=params,
+        options=import_options(context, overrides),
+        output_dir=new_job_folder(context, stem),
+        scene_name=context.scene.name,
+    )
+
+
+def import_options(
+    context: bpy.types.Context, overrides: Mapping[str, Any] | None = None
+) -> ImportOptions:
+    """Output options from the scene settings; the 3D cursor as it is now."""
+    output = merged_values(context.scene.partpacker, overrides or {}, OUTPUT_OPTIONS)
+    location = tuple(context.scene.cursor.location) if output["at_cursor"] else (0.0, 0.0, 0.0)
+    return ImportOptions(
+        size=output["size"],
+        location=location,
+        shade_smooth=output["shade_smooth"],
+        new_collection=output["new_collection"],
+    )
+
+
+def start_generation(context: bpy.types.Context, given: Mapping[str, Any]) -> Task:
+    """Start a generate job from the scene settings and `given` overrides (image_path, any
+    parameter or output option). Raises ImageInputError, client.BusyError, BackendUnavailable."""
+    image, stem = input_image(context.scene.partpacker, given.get("image_path", ""))
+    return current().start_generate(generate_request(context, image, stem, given))
+
+
+def new_job_folder(context: bpy.types.Context, stem: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return jobs_folder(context) / f"{stamp}_{stem}_{uuid.uuid4().hex[:6]}"
+
+
+def preview_path(stem: str) -> Path:
+    folder = user_folder() / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{stem}.png"

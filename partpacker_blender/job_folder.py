@@ -1,0 +1,63 @@
+"""A finished job folder (backend/PROTOCOL.md "Job folder"): its files, what made them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class JobFolderError(ValueError):
+    """The folder is not a PartPacker job folder."""
+
+
+@dataclass(frozen=True)
+class JobFolder:
+    path: Path
+    record: dict[str, Any]
+    """result.json as written by the backend ({} when the folder has none)."""
+
+    @property
+    def npz(self) -> Path:
+        return self.path / "parts.npz"
+
+    @property
+    def stem(self) -> str:
+        """The input image's name without extension: objects are named after it."""
+        image = self.record.get("image")
+        return Path(image).stem if isinstance(image, str) and image else self.path.name
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.record.get("seed")
+        return seed if isinstance(seed, int) else None
+
+    def metadata(self) -> dict[str, Any]:
+        """What made these parts, JSON-friendly, for the custom properties of the result."""
+        versions = self.record.get("versions") or {}
+        return {
+            "image": self.record.get("image", ""),
+            "seed": self.seed,
+            "params": self.record.get("params") or {},
+            "timings": self.record.get("timings") or {},
+            "backend_version": versions.get("backend", ""),
+            "device": (self.record.get("device") or {}).get("device_name", ""),
+            "job_folder": str(self.path),
+        }
+
+
+def read_job_folder(folder: Path) -> JobFolder:
+    folder = Path(folder)
+    if not (folder / "parts.npz").is_file():
+        raise JobFolderError(f"{folder} holds no parts.npz: it is not a PartPacker job folder")
+    result_json = folder / "result.json"
+    if not result_json.is_file():
+        return JobFolder(folder, {})
+    try:
+        record = json.loads(result_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise JobFolderError(f"cannot read {result_json}: {error}") from error
+    if not isinstance(record, dict):
+        raise JobFolderError(f"{result_json} does not hold a JSON object")
+    return JobFolder(folder, record)

@@ -1,0 +1,200 @@
+"""Operators: read properties, call one function, report. The work lives in plain modules."""
+
+import random
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from . import api, session
+from .backend_check import run_doctor
+from .client import BackendUnavailable, BusyError, WorkerState
+from .generation import input_image, preview_path, start_generation
+from .image_input import ImageInputError
+from .importer import ROOT_KEY, find_result_root
+from .job_folder import JobFolderError
+from .parts_file import PartsFileError
+from .preferences import worker_settings
+from .props import (
+    GENERATION_PARAMETERS,
+    MAX_SEED,
+    OUTPUT_OPTIONS,
+    generation_properties,
+    output_properties,
+)
+
+SCRIPT_ONLY = {"SKIP_SAVE"}
+"""Operator properties not remembered between calls: unset ones fall back to the scene."""
+
+
+def _report_problem(operator: bpy.types.Operator, message: str, hint: str = "") -> set[str]:
+    operator.report({"ERROR"}, f"{message[:1].upper()}{message[1:]}. {hint}".strip())
+    return {"CANCELLED"}
+
+
+def _run_task(operator: bpy.types.Operator, start) -> set[str]:
+    """Start a task; in background mode (no timers) block until it has ended."""
+    try:
+        task = start()
+    except (ImageInputError, BackendUnavailable) as error:
+        return _report_problem(operator, error.message, error.hint)
+    except BusyError:
+        return _report_problem(
+            operator, "a job is already running", "wait for it to finish or cancel it"
+        )
+    if not bpy.app.background:
+        session.ensure_polling()
+        return {"FINISHED"}
+    session.current().wait(task)
+    if task.error is None:
+        return {"FINISHED"}
+    if task.error.is_cancellation:
+        operator.report({"WARNING"}, f"{task.kind.capitalize()} cancelled")
+        return {"CANCELLED"}
+    return _report_problem(operator, task.error.message, task.error.hint)
+
+
+class PARTPACKER_OT_generate(bpy.types.Operator):
+    """Generate a 3D model, split into parts, from the image"""
+
+    bl_idname = "partpacker.generate"
+    bl_label = "Generate"
+
+    __annotations__ = {
+        "image_path": StringProperty(
+            name="Image Path",
+            subtype="FILE_PATH",
+            options=SCRIPT_ONLY,
+            description="Image file (empty: the panel's image)",
+        ),
+        **generation_properties(options=SCRIPT_ONLY),
+        **output_properties(options=SCRIPT_ONLY),
+    }
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        names = ("image_path", *GENERATION_PARAMETERS, *OUTPUT_OPTIONS)
+        given = {n: getattr(self, n) for n in names if self.properties.is_property_set(n)}
+        return _run_task(self, lambda: start_generation(context, given))
+
+
+class PARTPACKER_OT_prepare(bpy.types.Operator):
+    """Remove the background and recentre the image as the model will see it"""
+
+    bl_idname = "partpacker.prepare"
+    bl_label = "Prepare"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        def start() -> session.Task:
+            image, stem = input_image(context.scene.partpacker)
+            return session.current().start_prepare(image, preview_path(stem), context.scene.name)
+
+        return _run_task(self, start)
+
+
+class PARTPACKER_OT_cancel(bpy.types.Operator):
+    """Cancel the running job"""
+
+    bl_idname = "partpacker.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return session.current().task is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        session.current().cancel()
+        return {"FINISHED"}
+
+
+class PARTPACKER_OT_random_seed(bpy.types.Operator):
+    """Pick a new random seed"""
+
+    bl_idname = "partpacker.random_seed"
+    bl_label = "Random Seed"
+    bl_options = {"UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.scene.partpacker.seed = random.randrange(MAX_SEED)
+        return {"FINISHED"}
+
+
+class PARTPACKER_OT_free_memory(bpy.types.Operator):
+    """Unload the models from GPU memory; the next job loads them again"""
+
+    bl_idname = "partpacker.free_memory"
+    bl_label = "Free GPU Memory"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return session.current().client.state is WorkerState.READY
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return _run_task(self, session.current().start_unload)
+
+
+class PARTPACKER_OT_rerun(bpy.types.Operator):
+    """Generate again from the selected result's image and settings, with a new seed"""
+
+    bl_idname = "partpacker.rerun"
+    bl_label = "Generate Again"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return find_result_root(context.active_object) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        root = find_result_root(context.active_object)
+        metadata = root[ROOT_KEY].to_dict()
+        params = metadata.get("params", {})
+        given = {n: params[n] for n in GENERATION_PARAMETERS if n in params}
+        given.update(image_path=metadata.get("image", ""), randomize_seed=True)
+        return _run_task(self, lambda: start_generation(context, given))
+
+
+class PARTPACKER_OT_import_folder(bpy.types.Operator):
+    """Import the parts of a job folder written by the backend"""
+
+    bl_idname = "partpacker.import_folder"
+    bl_label = "Import Job Folder"
+
+    directory: StringProperty(subtype="DIR_PATH", options=SCRIPT_ONLY)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            api.import_job_folder(Path(bpy.path.abspath(self.directory)))
+        except (JobFolderError, PartsFileError) as error:
+            return _report_problem(self, str(error))
+        return {"FINISHED"}
+
+
+class PARTPACKER_OT_check_backend(bpy.types.Operator):
+    """Ask the backend what is installed and whether the weights are in place"""
+
+    bl_idname = "partpacker.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            report = run_doctor(worker_settings(context))
+        except BackendUnavailable as error:
+            return _report_problem(self, error.message, error.hint)
+        session.current().doctor_report = report
+        level = {"INFO"} if report.ok else {"WARNING"}
+        self.report(level, "Backend ready" if report.ok else "The backend needs attention")
+        return {"FINISHED"}
+
+
+CLASSES = (
+    PARTPACKER_OT_generate,
+    PARTPACKER_OT_prepare,
+    PARTPACKER_OT_cancel,
+    PARTPACKER_OT_random_seed,
+    PARTPACKER_OT_free_memory,
+    PARTPACKER_OT_rerun,
+    PARTPACKER_OT_import_folder,
+    PARTPACKER_OT_check_backend,
+)

@@ -1,0 +1,153 @@
+"""Add-on preferences, read everywhere through `get_preferences()` and `worker_settings()`."""
+
+import os
+from pathlib import Path
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from . import session
+from .client import WorkerSettings
+
+BACKEND_PYTHON_ENV = "PARTPACKER_BACKEND_PYTHON"
+"""Default backend Python when the preference is empty (dev.py and the tests set it)."""
+
+
+class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_python: StringProperty(
+        name="Backend Python",
+        subtype="FILE_PATH",
+        description="Python executable of the environment that has the backend's packages "
+        f"(empty: ${BACKEND_PYTHON_ENV})",
+    )
+    weights_source: EnumProperty(
+        name="Weights",
+        items=(
+            ("HF_CACHE", "Hugging Face Cache", "The weights in a Hugging Face cache folder"),
+            ("FOLDER", "Local Folder", "A folder holding flow.pt, vae.pt and model.safetensors"),
+        ),
+        default="HF_CACHE",
+    )
+    cache_dir: StringProperty(
+        name="Cache Folder",
+        subtype="DIR_PATH",
+        description="Hugging Face cache folder (empty: Hugging Face's default)",
+    )
+    weights_dir: StringProperty(
+        name="Weights Folder",
+        subtype="DIR_PATH",
+        description="Folder holding flow.pt, vae.pt and model.safetensors",
+    )
+    device: EnumProperty(
+        name="Device",
+        items=(
+            ("auto", "Automatic", "CUDA, then Apple MPS, then the CPU"),
+            ("cuda", "CUDA", "An NVIDIA GPU"),
+            ("mps", "Apple MPS", "Apple silicon GPU"),
+            ("cpu", "CPU", "Very slow: for trying things out"),
+        ),
+        default="auto",
+    )
+    keep_loaded_minutes: IntProperty(
+        name="Keep Loaded",
+        default=10,
+        min=0,
+        soft_max=120,
+        subtype="TIME_ABSOLUTE",
+        description="Minutes the backend keeps the models in GPU memory after a job "
+        "(0: until Blender closes)",
+    )
+    hang_timeout: IntProperty(
+        name="Hang Timeout",
+        default=600,
+        min=5,
+        description="Seconds without any news from a running job before the backend is restarted",
+    )
+    output_dir: StringProperty(
+        name="Job Folders",
+        subtype="DIR_PATH",
+        description="Where each generation's files go (empty: the extension's user folder)",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        self.draw_backend(layout)
+        self.draw_weights(layout)
+        self.draw_worker(layout)
+
+    def draw_backend(self, layout: bpy.types.UILayout) -> None:
+        column = layout.column(heading="Backend")
+        column.prop(self, "backend_python")
+        column.prop(self, "device")
+        draw_backend_check(layout)
+
+    def draw_weights(self, layout: bpy.types.UILayout) -> None:
+        column = layout.column(heading="Weights")
+        column.prop(self, "weights_source")
+        column.prop(self, "weights_dir" if self.weights_source == "FOLDER" else "cache_dir")
+
+    def draw_worker(self, layout: bpy.types.UILayout) -> None:
+        column = layout.column(heading="Worker")
+        column.prop(self, "keep_loaded_minutes")
+        column.prop(self, "hang_timeout")
+        column.prop(self, "output_dir")
+
+
+def draw_backend_check(layout: bpy.types.UILayout) -> None:
+    layout.operator("partpacker.check_backend", icon="CHECKMARK")
+    report = session.current().doctor_report
+    if report is None:
+        return
+    column = layout.box().column(align=True)
+    for finding in report.findings:
+        column.label(text=finding.text, icon="CHECKMARK" if finding.ok else "ERROR")
+        if finding.hint:
+            column.label(text=f"    {finding.hint}")
+
+
+def get_preferences(context: bpy.types.Context | None = None) -> PARTPACKER_AddonPreferences:
+    return (context or bpy.context).preferences.addons[__package__].preferences
+
+
+def backend_root() -> Path:
+    """The folder holding the `backend` package: the extension itself once packaged (build.py
+    copies backend/ into it), else the repository root of a development checkout."""
+    here = Path(__file__).resolve().parent
+    return next((d for d in (here, here.parent) if (d / "backend").is_dir()), here)
+
+
+def user_folder() -> Path:
+    """Writable data of the add-on, never inside the add-on's own folder."""
+    if __package__.startswith("bl_ext."):
+        return Path(bpy.utils.extension_path_user(__package__, create=True))
+    return Path(bpy.utils.user_resource("DATAFILES", path="partpacker", create=True))
+
+
+def jobs_folder(context: bpy.types.Context | None = None) -> Path:
+    chosen = get_preferences(context).output_dir
+    return Path(bpy.path.abspath(chosen)) if chosen else user_folder() / "jobs"
+
+
+def worker_settings(context: bpy.types.Context | None = None) -> WorkerSettings:
+    prefs = get_preferences(context)
+    python = bpy.path.abspath(prefs.backend_python) or os.environ.get(BACKEND_PYTHON_ENV, "")
+    use_folder = prefs.weights_source == "FOLDER" and prefs.weights_dir
+    use_cache = prefs.weights_source == "HF_CACHE" and prefs.cache_dir
+    # Nothing here downloads; the backend must not reach the hub when Blender is offline either.
+    offline = {} if bpy.app.online_access else {"HF_HUB_OFFLINE": "1"}
+    return WorkerSettings(
+        python=Path(python) if python else None,
+        backend_root=backend_root(),
+        weights_dir=Path(bpy.path.abspath(prefs.weights_dir)) if use_folder else None,
+        cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if use_cache else None,
+        device=prefs.device,
+        env=offline,
+        hang_timeout=float(prefs.hang_timeout),
+        idle_timeout=60.0 * prefs.keep_loaded_minutes if prefs.keep_loaded_minutes else None,
+    )
+
+
+CLASSES = (PARTPACKER_AddonPreferences,)

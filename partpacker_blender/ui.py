@@ -1,0 +1,179 @@
+"""The sidebar panel (3D Viewport > N > PartPacker) and the backend status lines."""
+
+import bpy
+
+from . import session
+from .client import WorkerState
+from .importer import ROOT_KEY, find_result_root
+from .preferences import worker_settings
+
+STAGE_NAMES = {
+    "load": "Loading models",
+    "prepare": "Preparing image",
+    "condition": "Reading image",
+    "sample": "Sampling",
+    "decode": "Decoding volumes",
+    "extract": "Extracting surfaces",
+    "postprocess": "Splitting parts",
+    "export": "Writing files",
+}
+
+
+def backend_status(context: bpy.types.Context) -> tuple[str, str]:
+    """(text, icon) saying where the backend stands."""
+    client = session.current().client
+    state = client.state
+    if state is WorkerState.STOPPED:
+        settings = worker_settings(context)
+        if settings.python is None or not settings.python.is_file():
+            return "Backend not set up (see Preferences)", "ERROR"
+        return "Backend stopped: starts with the next job", "CHECKBOX_DEHLT"
+    if state is WorkerState.STARTING:
+        return "Backend starting…", "SORTTIME"
+    device = client.hello.device_name or client.hello.device
+    if state is WorkerState.BUSY:
+        return f"Busy on {device}", "SORTTIME"
+    return f"Ready on {device}", "CHECKMARK"
+
+
+def task_progress(task: session.Task) -> tuple[float, str]:
+    """(fraction of the current stage, text) for the progress bar."""
+    progress = task.job.progress if task.job is not None else None
+    if progress is None:
+        return 0.0, f"Waiting for the backend… {task.elapsed:.0f} s"
+    stage = STAGE_NAMES.get(progress.stage, progress.stage.capitalize())
+    fraction = progress.step / progress.total if progress.total else 0.0
+    steps = f" {progress.step}/{progress.total}" if progress.total > 1 else ""
+    return fraction, f"{stage}{steps} · {task.elapsed:.0f} s"
+
+
+def draw_image_picker(layout: bpy.types.UILayout, settings) -> None:
+    layout.row().prop(settings, "image_source", expand=True)
+    if settings.image_source == "FILE":
+        layout.prop(settings, "image_path", text="")
+        return
+    layout.template_ID(settings, "image", open="image.open")
+    if settings.image is not None:
+        layout.template_icon(icon_value=layout.icon(settings.image), scale=6.0)
+
+
+def draw_task(layout: bpy.types.UILayout, task: session.Task) -> None:
+    box = layout.box()
+    fraction, text = task_progress(task)
+    box.label(text=f"{task.kind.capitalize()}: {task.label}")
+    box.progress(factor=fraction, type="BAR", text=text)
+    box.operator("partpacker.cancel", icon="CANCEL")
+
+
+def draw_error(layout: bpy.types.UILayout, error) -> None:
+    box = layout.box()
+    column = box.column(align=True)
+    column.label(text=error.message[:1].upper() + error.message[1:], icon="ERROR")
+    if error.hint:
+        column.label(text=error.hint[:1].upper() + error.hint[1:], icon="INFO")
+
+
+def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    text, icon = backend_status(context)
+    row = layout.row(align=True)
+    row.label(text=text, icon=icon)
+    row.operator("partpacker.free_memory", text="", icon="TRASH")
+
+
+class PARTPACKER_PT_main(bpy.types.Panel):
+    bl_label = "PartPacker"
+    bl_idname = "PARTPACKER_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartPacker"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.partpacker
+        current = session.current()
+        draw_image_picker(layout, settings)
+        layout.operator("partpacker.prepare", icon="IMAGE_RGB_ALPHA")
+        if settings.preview_image is not None:
+            layout.template_icon(icon_value=layout.icon(settings.preview_image), scale=8.0)
+        column = layout.column(align=True)
+        column.prop(settings, "steps")
+        column.prop(settings, "cfg_scale")
+        column.prop(settings, "grid_res")
+        row = layout.row(align=True)
+        row.prop(settings, "seed")
+        row.operator("partpacker.random_seed", text="", icon="FILE_REFRESH")
+        layout.prop(settings, "randomize_seed")
+        generate = layout.row()
+        generate.scale_y = 1.5
+        generate.enabled = current.task is None
+        generate.operator("partpacker.generate", icon="MESH_MONKEY")
+        if current.task is not None:
+            draw_task(layout, current.task)
+        if current.last_error is not None:
+            draw_error(layout, current.last_error)
+        draw_backend_status(layout, context)
+
+
+class PARTPACKER_PT_advanced(bpy.types.Panel):
+    bl_label = "Advanced"
+    bl_idname = "PARTPACKER_PT_advanced"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartPacker"
+    bl_parent_id = "PARTPACKER_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.partpacker
+        layout = self.layout
+        layout.prop(settings, "simplify")
+        row = layout.row()
+        row.enabled = settings.simplify
+        row.prop(settings, "target_faces")
+        layout.prop(settings, "remove_small_pieces")
+        layout.prop(settings, "guidance_fraction")
+
+
+class PARTPACKER_PT_output(bpy.types.Panel):
+    bl_label = "Output"
+    bl_idname = "PARTPACKER_PT_output"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartPacker"
+    bl_parent_id = "PARTPACKER_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.partpacker
+        layout = self.layout
+        layout.prop(settings, "size")
+        layout.prop(settings, "at_cursor")
+        layout.prop(settings, "shade_smooth")
+        layout.prop(settings, "new_collection")
+        layout.operator("partpacker.import_folder", icon="FILE_FOLDER")
+
+
+class PARTPACKER_PT_result(bpy.types.Panel):
+    bl_label = "Selected Result"
+    bl_idname = "PARTPACKER_PT_result"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartPacker"
+    bl_parent_id = "PARTPACKER_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return find_result_root(context.active_object) is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        root = find_result_root(context.active_object)
+        metadata = root[ROOT_KEY].to_dict()
+        column = self.layout.column(align=True)
+        column.label(text=f"Image: {bpy.path.basename(metadata.get('image', ''))}")
+        column.label(text=f"Seed: {metadata.get('seed', '?')}")
+        total = sum(metadata.get("timings", {}).values())
+        column.label(text=f"Generated in {total:.1f} s")
+        self.layout.operator("partpacker.rerun", icon="FILE_REFRESH")
+
+
+CLASSES = (PARTPACKER_PT_main, PARTPACKER_PT_advanced, PARTPACKER_PT_output, PARTPACKER_PT_result)

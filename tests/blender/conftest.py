@@ -1,0 +1,98 @@
+"""The add-on enabled once per session in the real bpy module, as an installed extension would be:
+a temporary extension repository holds a link named `partpacker` to partpacker_blender/, so
+the add-on runs as `bl_ext.partpacker_tests.partpacker` with relative imports only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="partpacker-blender-user-")
+
+import bpy  # bpy must see BLENDER_USER_RESOURCES first
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_NAME = "partpacker_tests"
+ADDON_MODULE = f"bl_ext.{REPO_NAME}.partpacker"
+DEFAULT_BACKEND_PYTHON = "/tmp/venv-be/bin/python"
+
+
+def _extension_repository() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="partpacker-extensions-"))
+    (folder / "partpacker").symlink_to(REPO_ROOT / "partpacker_blender", target_is_directory=True)
+    bpy.context.preferences.extensions.repos.new(
+        name=REPO_NAME, module=REPO_NAME, custom_directory=str(folder), source="USER"
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def addon() -> Iterator:
+    """The enabled add-on's package; disabled at the end (bpy 4.5 hangs at exit otherwise)."""
+    import addon_utils  # on sys.path once bpy is imported
+
+    _extension_repository()
+    module = addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=_raise)
+    assert module is not None, f"{ADDON_MODULE} did not enable"
+    yield module
+    addon_utils.disable(ADDON_MODULE, default_set=True, handle_error=_raise)
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+@pytest.fixture
+def prefs(addon):
+    return bpy.context.preferences.addons[ADDON_MODULE].preferences
+
+
+@pytest.fixture(autouse=True)
+def empty_file(addon) -> Iterator[None]:
+    """Every test starts from an empty file (read_homefile keeps the add-on enabled)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+@pytest.fixture(scope="session")
+def backend_python() -> Path:
+    python = Path(os.environ.get("PARTPACKER_BACKEND_PYTHON", DEFAULT_BACKEND_PYTHON))
+    assert python.is_file(), f"no backend Python at {python}: set PARTPACKER_BACKEND_PYTHON"
+    return python
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random weights in the official layout, written once by tests/tiny_weights.py."""
+    folder = tmp_path_factory.mktemp("tiny_weights")
+    subprocess.run(
+        [str(backend_python), str(REPO_ROOT / "tests" / "tiny_weights.py"), str(folder)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    assert (folder / "model_config.json").is_file()
+    return folder
+
+
+@pytest.fixture
+def backend(addon, prefs, backend_python: Path, tiny_weights: Path, monkeypatch) -> Iterator:
+    """Preferences pointing at a CPU worker with the tiny weights; the session's worker is
+    reused across tests while these settings stay the same."""
+    monkeypatch.setenv("PARTPACKER_MODEL_CONFIG", str(tiny_weights / "model_config.json"))
+    prefs.backend_python = str(backend_python)
+    prefs.weights_source = "FOLDER"
+    prefs.weights_dir = str(tiny_weights)
+    prefs.device = "cpu"
+    prefs.hang_timeout = 600
+    yield addon.session.current()
+    current = addon.session.current()
+    if current.task is not None:
+        current.cancel()
+        current.wait(current.task)
