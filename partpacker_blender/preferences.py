@@ -72,28 +72,34 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
-        layout.use_property_split = True
-        self.draw_backend(layout)
-        self.draw_weights(layout)
-        self.draw_worker(layout)
+        draw_preferences(self, self.layout)
 
-    def draw_backend(self, layout: bpy.types.UILayout) -> None:
-        column = layout.column(heading="Backend")
-        column.prop(self, "backend_python")
-        column.prop(self, "device")
-        draw_backend_check(layout)
 
-    def draw_weights(self, layout: bpy.types.UILayout) -> None:
-        column = layout.column(heading="Weights")
-        column.prop(self, "weights_source")
-        column.prop(self, "weights_dir" if self.weights_source == "FOLDER" else "cache_dir")
+def draw_preferences(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:
+    layout.use_property_split = True
+    draw_backend(prefs, layout)
+    draw_weights(prefs, layout)
+    draw_worker(prefs, layout)
 
-    def draw_worker(self, layout: bpy.types.UILayout) -> None:
-        column = layout.column(heading="Worker")
-        column.prop(self, "keep_loaded_minutes")
-        column.prop(self, "hang_timeout")
-        column.prop(self, "output_dir")
+
+def draw_backend(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:
+    column = layout.column(heading="Backend")
+    column.prop(prefs, "backend_python")
+    column.prop(prefs, "device")
+    draw_backend_check(layout)
+
+
+def draw_weights(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:
+    column = layout.column(heading="Weights")
+    column.prop(prefs, "weights_source")
+    column.prop(prefs, "weights_dir" if prefs.weights_source == "FOLDER" else "cache_dir")
+
+
+def draw_worker(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:
+    column = layout.column(heading="Worker")
+    column.prop(prefs, "keep_loaded_minutes")
+    column.prop(prefs, "hang_timeout")
+    column.prop(prefs, "output_dir")
 
 
 def draw_backend_check(layout: bpy.types.UILayout) -> None:

@@ -1,6 +1,5 @@
-"""The add-on enabled once per session in the real bpy module, as an installed extension would be:
-a temporary extension repository holds a link named `partpacker` to partpacker_blender/, so
-the add-on runs as `bl_ext.partpacker_tests.partpacker` with relative imports only."""
+"""Fixtures: the add-on enabled once per session in the real bpy module (addon_setup.py), an
+empty file around each test, and a backend worker with tiny random weights."""
 
 from __future__ import annotations
 
@@ -9,47 +8,28 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="partpacker-blender-user-")
 
 import bpy  # bpy must see BLENDER_USER_RESOURCES first
+from addon_setup import REPO_ROOT, addon_preferences, disable_addon, enable_addon
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPO_NAME = "partpacker_tests"
-ADDON_MODULE = f"bl_ext.{REPO_NAME}.partpacker"
 DEFAULT_BACKEND_PYTHON = "/tmp/venv-be/bin/python"
 
 
-def _extension_repository() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="partpacker-extensions-"))
-    (folder / "partpacker").symlink_to(REPO_ROOT / "partpacker_blender", target_is_directory=True)
-    bpy.context.preferences.extensions.repos.new(
-        name=REPO_NAME, module=REPO_NAME, custom_directory=str(folder), source="USER"
-    )
-    return folder
-
-
 @pytest.fixture(scope="session")
-def addon() -> Iterator:
+def addon() -> Iterator[ModuleType]:
     """The enabled add-on's package; disabled at the end (bpy 4.5 hangs at exit otherwise)."""
-    import addon_utils  # on sys.path once bpy is imported
-
-    _extension_repository()
-    module = addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=_raise)
-    assert module is not None, f"{ADDON_MODULE} did not enable"
-    yield module
-    addon_utils.disable(ADDON_MODULE, default_set=True, handle_error=_raise)
-
-
-def _raise(error: Exception) -> None:
-    raise error
+    yield enable_addon()
+    disable_addon()
 
 
 @pytest.fixture
 def prefs(addon):
-    return bpy.context.preferences.addons[ADDON_MODULE].preferences
+    return addon_preferences()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,121 @@
+"""Draw every PartPacker panel and the preferences with real layouts, in several states.
+
+    python draw_panels.py OUT.json
+
+The bpy module has no region to draw into, but a popup menu hands its draw callback a real
+UILayout (then crashes while showing the popup, so this runs in its own process and leaves
+with os._exit once the draws are recorded). Each layout call is passed through to Blender and
+recorded, so the test can see what was drawn and any exception a draw raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="partpacker-draw-")
+os.environ.pop("PARTPACKER_BACKEND_PYTHON", None)
+
+import bpy  # after BLENDER_USER_RESOURCES is set
+from addon_setup import addon_preferences, enable_addon
+from helpers import parts_arrays, sample_parts, write_npz
+
+
+class RecordingLayout:
+    """A real UILayout whose calls are also written down."""
+
+    def __init__(self, layout: bpy.types.UILayout, record: list[dict]) -> None:
+        object.__setattr__(self, "_layout", layout)
+        object.__setattr__(self, "_record", record)
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._layout, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            result = attribute(*args, **kwargs)
+            texts = [a for a in args if isinstance(a, str)]
+            self._record.append({"call": name, "args": texts, "text": kwargs.get("text")})
+            if isinstance(result, bpy.types.UILayout):
+                return RecordingLayout(result, self._record)
+            return result
+
+        return call
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._layout, name, value)
+
+
+def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list]:
+    session = addon.session.current()
+    settings = context.scene.partpacker
+    drawn: dict[str, list] = {}
+
+    def draw(name: str, draw_function) -> None:
+        record: list[dict] = []
+        try:
+            draw_function(SimpleNamespace(layout=RecordingLayout(layout, record)), context)
+        except Exception:  # the test reports it
+            record.append({"call": "EXCEPTION", "args": [traceback.format_exc()], "text": None})
+        drawn[name] = record
+
+    panels = addon.ui
+    draw("idle", panels.PARTPACKER_PT_main.draw)
+    draw("advanced", panels.PARTPACKER_PT_advanced.draw)
+    draw("output", panels.PARTPACKER_PT_output.draw)
+
+    settings.image_source = "IMAGE"
+    settings.image = bpy.data.images.new("photo", 16, 16)
+    settings.preview_image = bpy.data.images.new("segmentation", 16, 16)
+    draw("datablock", panels.PARTPACKER_PT_main.draw)
+
+    client = addon.client
+    job = client.Job("j1", "generate", {}, None, time.monotonic() - 3, time.monotonic())
+    job.progress = client.Progress("j1", "sample", 12, 50, 3.0)
+    session.task = addon.session.Task("generate", "robot", context.scene.name, 0, job)
+    draw("busy", panels.PARTPACKER_PT_main.draw)
+    session.task = None
+
+    session.last_error = client.JobError(
+        "out_of_memory", "the GPU ran out of memory", "lower the grid resolution"
+    )
+    draw("error", panels.PARTPACKER_PT_main.draw)
+
+    npz = write_npz(Path(tempfile.mkdtemp()) / "parts.npz", parts_arrays(*sample_parts()))
+    metadata = {"image": "/x/robot.png", "seed": 5, "timings": {"sample": 1.5, "decode": 0.5}}
+    result = addon.importer.import_parts(npz, context.scene, stem="robot", metadata=metadata)
+    context.view_layer.objects.active = result.parts[1]
+    drawn["result_poll"] = [{"call": "poll", "text": panels.PARTPACKER_PT_result.poll(context)}]
+    draw("result", panels.PARTPACKER_PT_result.draw)
+
+    session.doctor_report = addon.backend_check.DoctorReport(
+        False, [addon.backend_check.Finding(False, "flow.pt is missing", "download the weights")]
+    )
+    prefs = addon_preferences()
+    draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))
+    return drawn
+
+
+def main(output: Path) -> None:
+    addon = enable_addon()
+
+    def popup(menu, context) -> None:
+        try:
+            drawn = draw_scenarios(addon, menu.layout, context)
+            output.write_text(json.dumps(drawn, indent=1))
+        finally:
+            sys.stdout.flush()
+            os._exit(0)
+
+    bpy.context.window_manager.popup_menu(popup, title="PartPacker")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
