@@ -60,6 +60,8 @@ class WorkerSettings:
     hang_timeout: float = 600.0
     """Seconds without any event while a job runs before the worker counts as hung."""
     startup_timeout: float = 120.0
+    stop_timeout: float = 3.0
+    """Seconds a stopping worker gets after end of input, then again after SIGTERM."""
     idle_timeout: float | None = None
     """Seconds without a job before the worker is stopped (None: keep it loaded)."""
 
@@ -187,7 +189,8 @@ class BackendClient:
         if self._process is None:
             return None
         self._drain()
-        self._check_health()
+        if self._process is not None:
+            self._check_health()
         if self._process is None:
             return None
         return IDLE_INTERVAL if self.state is WorkerState.READY else BUSY_INTERVAL
@@ -206,7 +209,8 @@ class BackendClient:
         process, self._process = self._process, None
         self.hello = None
         if process is not None:
-            process.stop()
+            assert self._settings is not None
+            process.stop(self._settings.stop_timeout, self._settings.stop_timeout)
         if self.job is not None:
             self._finish(JobOutcome(self.job, error=JobError("cancelled", reason, id=self.job.id)))
 

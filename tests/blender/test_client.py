@@ -1,0 +1,133 @@
+"""The client's process handling with misbehaving workers: a backend package whose `serve`
+speaks another protocol version, dies at start-up, or never says hello. (The real worker's
+jobs, cancel, crash and hang are in test_end_to_end.py.)"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+
+def stand_in_backend(folder: Path, main: str) -> Path:
+    """A folder with a `backend` package whose `python -m backend ...` runs `main`."""
+    package = folder / "backend"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(textwrap.dedent(main))
+    return folder
+
+
+def settings(addon, root: Path, **overrides):
+    return addon.client.WorkerSettings(python=Path(sys.executable), backend_root=root, **overrides)
+
+
+def finish(client, job, timeout: float = 20.0):
+    outcomes = []
+    job.on_done = outcomes.append
+    client.wait(job, timeout=timeout)
+    return outcomes[0]
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_another_protocol_version_is_refused(addon, tmp_path):
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import json, sys
+        print(json.dumps({"event": "hello", "protocol": 99, "backend_version": "9"}), flush=True)
+        sys.stdin.read()
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root))
+    job = client.submit("status", {})
+    pid = client.pid
+    outcome = finish(client, job)
+    assert outcome.error.code == "protocol"
+    assert "protocol 99" in outcome.error.message
+    assert client.state is addon.client.WorkerState.STOPPED
+    assert process_gone(pid)
+
+
+def test_a_worker_that_dies_at_start_is_reported_with_its_last_words(addon, tmp_path):
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import sys
+        print("ImportError: no module named torch", file=sys.stderr, flush=True)
+        sys.exit(3)
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root))
+    outcome = finish(client, client.submit("status", {}))
+    assert outcome.error.code == "worker_died"
+    assert "exit code 3" in outcome.error.message
+    assert "no module named torch" in outcome.error.traceback
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
+def test_a_worker_that_never_says_hello_is_stopped(addon, tmp_path):
+    root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n")
+    client = addon.client.BackendClient(lambda: settings(addon, root, startup_timeout=0.5))
+    job = client.submit("status", {})
+    pid = client.pid
+    outcome = finish(client, job)
+    assert outcome.error.code == "worker_start"
+    assert process_gone(pid)
+
+
+def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import json, signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(json.dumps({"event": "hello", "protocol": 1}), flush=True)
+        time.sleep(60)
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root, stop_timeout=0.2))
+    job = client.submit("status", {})
+    deadline = time.monotonic() + 10
+    while client.hello is None and time.monotonic() < deadline:
+        client.poll()
+        time.sleep(0.05)
+    pid = client.pid
+    outcomes = []
+    job.on_done = outcomes.append
+    client.stop()
+    assert process_gone(pid)
+    assert outcomes[0].cancelled
+
+
+def test_no_backend_python_means_not_set_up(addon, tmp_path):
+    client = addon.client.BackendClient(
+        lambda: addon.client.WorkerSettings(python=None, backend_root=tmp_path)
+    )
+    with pytest.raises(addon.client.BackendUnavailable, match="not set up"):
+        client.submit("status", {})
+    missing = addon.client.BackendClient(lambda: settings(addon, tmp_path))
+    with pytest.raises(addon.client.BackendUnavailable, match="no backend package"):
+        missing.submit("status", {})
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
+def test_one_job_at_a_time(addon, tmp_path):
+    root = stand_in_backend(tmp_path, "import sys\nsys.stdin.read()\n")
+    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client.submit("status", {})
+    with pytest.raises(addon.client.BusyError):
+        client.submit("status", {})
+    client.stop()
+    assert client.job is None
