@@ -9,8 +9,9 @@ import atexit
 import bpy
 
 from . import operators, preferences, props, session, ui
+from .setup import operators as setup_operators
 
-MODULES = (props, preferences, operators, ui)
+MODULES = (props, preferences, operators, setup_operators, ui)
 
 
 def register() -> None:
@@ -20,11 +21,11 @@ def register() -> None:
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
     session.start_session(preferences.worker_settings)
     bpy.app.handlers.load_pre.append(_on_load_pre)
-    atexit.register(session.end_session)
+    atexit.register(session.stop_worker)
 
 
 def unregister() -> None:
-    atexit.unregister(session.end_session)
+    atexit.unregister(session.stop_worker)
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()

@@ -62,7 +62,7 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     hang_timeout: IntProperty(
         name="Hang Timeout",
         default=600,
-        min=5,
+        min=1,
         description="Seconds without any news from a running job before the backend is restarted",
     )
     output_dir: StringProperty(
@@ -72,7 +72,10 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from .setup.ui import draw_setup  # setup imports this module
+
         draw_preferences(self, self.layout)
+        draw_setup(self.layout, context)
 
 
 def draw_preferences(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:

@@ -212,6 +212,12 @@ def end_session() -> None:
     _SESSION = None
 
 
+def stop_worker() -> None:
+    """At interpreter exit: no orphan worker, whatever state Blender is in."""
+    if _SESSION is not None:
+        _SESSION.client.stop("Blender is closing")
+
+
 def ensure_polling() -> None:
     """Drive `tick()` from a timer (UI only: timers never fire in background mode). Persistent,
     so that a job cancelled by loading a file still has its last events drained."""
