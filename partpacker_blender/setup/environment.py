@@ -1,0 +1,106 @@
+"""The backend's own Python environment: a venv in the add-on's user folder holding the backend's
+pinned requirements with the PyTorch build that suits the machine. No bpy.
+
+The backend's code is not installed into it: the worker runs `python -m backend` with the
+extension folder on PYTHONPATH, so the environment only needs the backend's requirements.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from .errors import SetupError
+from .runner import RunStatus, Step
+from .torch_build import TorchBuild
+
+REQUIREMENTS_FILE = "requirements.txt"
+"""In the packaged backend/ folder; build.py writes it from pyproject.toml's dependencies."""
+MIN_PIP = "pip>=24.1"
+"""The first pip that reports download progress as plain lines (`--progress-bar raw`)."""
+PIP_PROGRESS = re.compile(r"Progress (\d+) of (\d+|\?)")
+PIP_NEWS = ("Collecting", "Downloading", "Using cached", "Installing", "Successfully", "ERROR")
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    base_python: Path
+    """The Python the environment is made from (>= 3.10)."""
+    env_dir: Path
+    requirements: tuple[str, ...]
+    torch: TorchBuild
+    system: str
+    pip_args: tuple[str, ...] = ()
+    """Extra arguments for every pip call, e.g. `--no-index --find-links DIR` offline."""
+
+    @property
+    def python(self) -> Path:
+        return environment_python(self.env_dir, self.system)
+
+
+def environment_python(env_dir: Path, system: str) -> Path:
+    return env_dir / ("Scripts/python.exe" if system == "Windows" else "bin/python")
+
+
+def backend_requirements(backend_root: Path) -> tuple[str, ...]:
+    """The backend's requirements: the packaged requirements file, or in a development checkout
+    the dependencies of pyproject.toml (the file build.py generates the former from)."""
+    shipped = backend_root / "backend" / REQUIREMENTS_FILE
+    if shipped.is_file():
+        lines = (line.split("#", 1)[0].strip() for line in shipped.read_text("utf-8").splitlines())
+        return tuple(line for line in lines if line)
+    pyproject = backend_root / "pyproject.toml"
+    if pyproject.is_file():
+        with pyproject.open("rb") as file:
+            return tuple(tomllib.load(file)["project"]["dependencies"])
+    raise SetupError(
+        f"neither {shipped} nor {pyproject} exists: the backend's requirements are unknown",
+        "reinstall the extension",
+    )
+
+
+def requirement_name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9._-]+", requirement.strip())
+    return match[0].lower().replace("_", "-") if match else ""
+
+
+def setup_steps(plan: EnvironmentPlan) -> list[Step]:
+    """Create the venv, update pip, install PyTorch from its index, then everything else."""
+    torch = [r for r in plan.requirements if requirement_name(r) == "torch"] or ["torch"]
+    torch_index = ["--index-url", plan.torch.index_url] if plan.torch.index_url else []
+    return [
+        Step("Create the environment", [str(plan.base_python), "-m", "venv", str(plan.env_dir)]),
+        Step("Update pip", _pip(plan, "--upgrade", MIN_PIP), read_pip_line),
+        Step(
+            f"Install PyTorch ({plan.torch.kind.upper()})",
+            _pip(plan, "--progress-bar", "raw", *torch, *torch_index),
+            read_pip_line,
+        ),
+        Step(
+            "Install the backend's packages",
+            _pip(plan, "--progress-bar", "raw", *plan.requirements),
+            read_pip_line,
+        ),
+    ]
+
+
+def _pip(plan: EnvironmentPlan, *arguments: str) -> list[str]:
+    pip = [str(plan.python), "-u", "-m", "pip", "install", "--disable-pip-version-check"]
+    return [*pip, *arguments, *plan.pip_args]
+
+
+def read_pip_line(line: str, status: RunStatus) -> None:
+    """pip's raw progress lines give bytes; its other news names the package at hand."""
+    progress = PIP_PROGRESS.search(line)
+    if progress:
+        status.done_bytes = int(progress[1])
+        status.total_bytes = int(progress[2]) if progress[2].isdigit() else None
+        return
+    text = line.strip()
+    if text.startswith(PIP_NEWS):
+        status.detail = text
+        if text.startswith(("Collecting", "Downloading")):
+            status.done_bytes = status.total_bytes = None

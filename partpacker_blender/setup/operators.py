@@ -1,0 +1,251 @@
+"""Operators of the preferences' setup section: build or choose the backend's Python, fetch the
+weights, cancel. Each reads its inputs, starts one run (state.py) and reports."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import platform
+import shlex
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from ..backend_check import doctor_command, parse_doctor_output
+from ..client.backend import BackendUnavailable, check_backend_files
+from ..client.process import child_environment
+from ..preferences import backend_root, get_preferences, user_folder, worker_settings
+from ..session import current as current_session
+from . import state
+from .environment import EnvironmentPlan, backend_requirements, setup_steps
+from .errors import SetupError
+from .python_finder import PythonInstall, check_python, find_pythons
+from .runner import Step
+from .torch_build import detect_torch_build
+from .weights import download_step
+
+ENVIRONMENT_FOLDER = "backend-env"
+NEWEST_SUPPORTED = (3, 13)
+"""The newest Python with PyTorch wheels when this was written: newer ones are picked last."""
+OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
+SCRIPT_ONLY = {"SKIP_SAVE"}
+
+
+def environment_dir() -> Path:
+    """The backend's environment, in the add-on's user folder: never in the add-on's own."""
+    return user_folder() / ENVIRONMENT_FOLDER
+
+
+def choose_python(found: list[PythonInstall]) -> PythonInstall:
+    if not found:
+        raise SetupError(
+            "no Python 3.10 or newer was found on this computer",
+            "install Python 3.12 from python.org, or pick a Python with the Python field",
+        )
+    supported = [p for p in found if p.version[:2] <= NEWEST_SUPPORTED]
+    return (supported or found)[0]
+
+
+def start_check(python: Path) -> None:
+    """Run the backend's doctor with `python`; its findings go where the preferences show them."""
+    settings = dataclasses.replace(worker_settings(), python=python)
+
+    def keep_report(exit_code: int, stdout: list[str]) -> None:
+        current_session().doctor_report = parse_doctor_output(exit_code, "\n".join(stdout))
+
+    step = Step(
+        "Check the backend",
+        doctor_command(settings),
+        check_exit=keep_report,
+        cwd=settings.backend_root,
+        env=child_environment(settings.backend_root, settings.env),
+    )
+    state.current().start("check", [step])
+
+
+def use_backend_python(python: Path) -> None:
+    get_preferences().backend_python = str(python)
+    start_check(python)
+
+
+def follow(operator: bpy.types.Operator, what: str) -> set[str]:
+    """In the UI a timer polls the run; in background mode (no timers) block until it ends."""
+    if not bpy.app.background:
+        if not bpy.app.timers.is_registered(_tick):
+            bpy.app.timers.register(_tick, first_interval=0.1)
+        return {"FINISHED"}
+    last = state.current().wait()
+    status = last.status if last is not None else None
+    if status is not None and status.cancelled:
+        operator.report({"WARNING"}, f"{what} cancelled")
+        return {"CANCELLED"}
+    if status is not None and status.error:
+        operator.report({"ERROR"}, status.error)
+        return {"CANCELLED"}
+    operator.report({"INFO"}, f"{what}: done")
+    return {"FINISHED"}
+
+
+def _tick() -> float | None:
+    interval = state.current().poll()
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+    return interval
+
+
+def _problem(operator: bpy.types.Operator, error: SetupError | BackendUnavailable) -> set[str]:
+    operator.report({"ERROR"}, f"{error.message[:1].upper()}{error.message[1:]}. {error.hint}")
+    return {"CANCELLED"}
+
+
+def _idle_and_online(cls, context: bpy.types.Context) -> bool:
+    if not bpy.app.online_access:
+        cls.poll_message_set(f"{OFFLINE_MESSAGE}: nothing can be downloaded")
+        return False
+    if state.current().activity is not None:
+        cls.poll_message_set("Wait for the running setup step or cancel it")
+        return False
+    return True
+
+
+class PARTPACKER_OT_setup_backend(bpy.types.Operator):
+    """Create a Python environment for the backend in the add-on's user folder and install the
+    backend's packages into it (a few GB: PyTorch and the mesh libraries)"""
+
+    bl_idname = "partpacker.setup_backend"
+    bl_label = "Set Up Backend"
+
+    python: StringProperty(
+        name="Python",
+        subtype="FILE_PATH",
+        description="The Python (3.10 or newer) to create the environment from "
+        "(empty: the newest one found on this computer)",
+        options=SCRIPT_ONLY,
+    )
+    pip_options: StringProperty(
+        name="pip Options",
+        description="Extra pip arguments, e.g. '--no-index --find-links FOLDER' to install "
+        "from a folder of wheels",
+        options=SCRIPT_ONLY,
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle_and_online(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        system = platform.system()
+        try:
+            base = (
+                check_python(Path(bpy.path.abspath(self.python)))
+                if self.python
+                else choose_python(find_pythons(system))
+            )
+            plan = EnvironmentPlan(
+                base_python=base.executable,
+                env_dir=environment_dir(),
+                requirements=backend_requirements(backend_root()),
+                torch=detect_torch_build(system),
+                system=system,
+                pip_args=tuple(shlex.split(self.pip_options)),
+            )
+            state.current().start(
+                "environment", setup_steps(plan), lambda _: use_backend_python(plan.python)
+            )
+        except SetupError as error:
+            return _problem(self, error)
+        self.report({"INFO"}, f"Setting up the backend with {base.label}: {plan.torch.reason}")
+        return follow(self, "Backend setup")
+
+    # Blender calls these when the add-on is enabled and disabled: no setup process outlives
+    # the add-on or Blender.
+    @classmethod
+    def register(cls) -> None:
+        atexit.register(state.current().cancel)
+
+    @classmethod
+    def unregister(cls) -> None:
+        atexit.unregister(state.current().cancel)
+        state.current().cancel()
+
+
+class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
+    """Use a Python environment that already has the backend's packages, then check it"""
+
+    bl_idname = "partpacker.use_existing_python"
+    bl_label = "Use Existing Python"
+
+    filepath: StringProperty(name="Python", subtype="FILE_PATH", options=SCRIPT_ONLY)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return state.current().activity is None
+
+    def invoke(self, context: bpy.types.Context, event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            python = check_python(Path(bpy.path.abspath(self.filepath)))
+            get_preferences(context).backend_python = str(python.executable)
+            start_check(python.executable)
+        except SetupError as error:
+            return _problem(self, error)
+        return follow(self, "Backend check")
+
+
+class PARTPACKER_OT_download_weights(bpy.types.Operator):
+    """Download the model weights (about 11 GB) into the weights folder or the Hugging Face
+    cache; a cancelled download resumes where it stopped"""
+
+    bl_idname = "partpacker.download_weights"
+    bl_label = "Download Weights"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle_and_online(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        prefs = get_preferences(context)
+        settings = worker_settings(context)
+        try:
+            check_backend_files(settings)
+            if prefs.weights_source == "FOLDER" and settings.weights_dir is None:
+                raise SetupError("no weights folder is chosen", "choose the folder first")
+        except (SetupError, BackendUnavailable) as error:
+            return _problem(self, error)
+        assert settings.python is not None
+        step = download_step(
+            settings.python,
+            settings.backend_root,
+            child_environment(settings.backend_root, settings.env),
+            local_dir=settings.weights_dir,
+            cache_dir=settings.cache_dir,
+        )
+        python = settings.python
+        state.current().start("weights", [step], lambda _: start_check(python))
+        return follow(self, "Weights download")
+
+
+class PARTPACKER_OT_cancel_setup(bpy.types.Operator):
+    """Stop the running setup step (a download resumes next time)"""
+
+    bl_idname = "partpacker.cancel_setup"
+    bl_label = "Cancel"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not state.current().cancel():
+            self.report({"INFO"}, "Nothing to cancel")
+        return {"FINISHED"}
+
+
+CLASSES = (
+    PARTPACKER_OT_setup_backend,
+    PARTPACKER_OT_use_existing_python,
+    PARTPACKER_OT_download_weights,
+    PARTPACKER_OT_cancel_setup,
+)

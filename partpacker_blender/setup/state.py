@@ -1,0 +1,84 @@
+"""The setup run in progress (environment, weights or check) and how the last one ended. No bpy.
+
+One run at a time. `poll()` is a plain function: the UI's timer calls it, scripts and tests
+call `wait()`. A run's success callback runs on the main thread, from `poll()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import SetupError
+from .runner import POLL_INTERVAL, RunStatus, Step, StepRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Activity:
+    kind: str
+    """"environment", "weights" or "check"."""
+    runner: StepRunner
+    on_success: Callable[[StepRunner], None] | None = None
+
+    @property
+    def status(self) -> RunStatus:
+        return self.runner.status
+
+
+class SetupState:
+    def __init__(self) -> None:
+        self.activity: Activity | None = None
+        self.last: Activity | None = None
+
+    def start(
+        self,
+        kind: str,
+        steps: Sequence[Step],
+        on_success: Callable[[StepRunner], None] | None = None,
+    ) -> Activity:
+        if self.activity is not None:
+            raise SetupError(
+                f"{self.activity.status.label} is still running", "wait for it or cancel it"
+            )
+        self.activity = Activity(kind, StepRunner(steps), on_success)
+        return self.activity
+
+    def poll(self) -> float | None:
+        """Advance the run; seconds until the next poll, None when nothing runs any more."""
+        activity = self.activity
+        if activity is None:
+            return None
+        if activity.runner.poll() is not None:
+            return POLL_INTERVAL
+        self.activity, self.last = None, activity
+        if activity.status.succeeded and activity.on_success is not None:
+            activity.on_success(activity.runner)
+        return None if self.activity is None else POLL_INTERVAL
+
+    def wait(self, timeout: float | None = None) -> Activity | None:
+        """Poll until nothing runs (a success callback may start a follow-up run)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (interval := self.poll()) is not None:
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                raise TimeoutError(f"the setup did not finish within {timeout} s")
+            time.sleep(interval)
+        return self.last
+
+    def cancel(self) -> bool:
+        if self.activity is None:
+            return False
+        self.activity.runner.cancel()
+        self.poll()
+        return True
+
+
+_STATE = SetupState()
+
+
+def current() -> SetupState:
+    return _STATE
