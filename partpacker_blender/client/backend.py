@@ -65,6 +65,10 @@ class WorkerSettings:
     idle_timeout: float | None = None
     """Seconds without a job before the worker is stopped (None: keep it loaded)."""
 
+    def launch_key(self) -> tuple:
+        """What a running worker was started with: a change needs a new worker."""
+        return (self.command(), self.backend_root, sorted(self.env.items()))
+
     def command(self) -> list[str]:
         command = [str(self.python), "-u", "-m", "backend", "serve", "--device", self.device]
         if self.weights_dir is not None:
@@ -161,11 +165,12 @@ class BackendClient:
         if self.job is not None:
             raise BusyError(f"the backend is busy with a {self.job.type} job")
         settings = self._settings_source()
-        if self._process is not None and settings != self._settings:
+        if self._process is not None and settings.launch_key() != self._settings.launch_key():
             log.info("backend settings changed: restarting the worker")
             self.stop()
         if self._process is None:
             self._start(settings)
+        self._settings = settings
         now = self._clock()
         self.job = Job(f"j{next(self._ids)}", request_type, fields, on_done, now, now)
         if self.hello is not None:
