@@ -19,11 +19,14 @@ ADDON_MODULE = f"bl_ext.{REPO_NAME}.partpacker"
 def enable_addon() -> ModuleType:
     import addon_utils  # on sys.path once bpy is imported
 
-    folder = Path(tempfile.mkdtemp(prefix="partpacker-extensions-"))
-    (folder / "partpacker").symlink_to(REPO_ROOT / "partpacker_blender", target_is_directory=True)
-    bpy.context.preferences.extensions.repos.new(
-        name=REPO_NAME, module=REPO_NAME, custom_directory=str(folder), source="USER"
-    )
+    repositories = bpy.context.preferences.extensions.repos
+    if REPO_NAME not in {repository.module for repository in repositories}:
+        folder = Path(tempfile.mkdtemp(prefix="partpacker-extensions-"))
+        link = folder / "partpacker"
+        link.symlink_to(REPO_ROOT / "partpacker_blender", target_is_directory=True)
+        repositories.new(
+            name=REPO_NAME, module=REPO_NAME, custom_directory=str(folder), source="USER"
+        )
     module = addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=_raise)
     assert module is not None, f"{ADDON_MODULE} did not enable"
     return module

@@ -131,3 +131,29 @@ def test_one_job_at_a_time(addon, tmp_path):
         client.submit("status", {})
     client.stop()
     assert client.job is None
+
+
+def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import json, sys
+        print(json.dumps({"event": "hello", "protocol": 1, "device_name": "CPU"}), flush=True)
+        sys.stdin.read()
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root, idle_timeout=0.3))
+    job = client.submit("status", {})
+    outcomes = []
+    job.on_done = outcomes.append
+    assert client.cancel()
+    assert outcomes[0].cancelled, "a job not yet sent ends at once"
+    pid = client.pid
+    deadline = time.monotonic() + 10
+    states = set()
+    while client.poll() is not None and time.monotonic() < deadline:
+        states.add(client.state)
+        time.sleep(0.05)
+    assert addon.client.WorkerState.READY in states
+    assert client.state is addon.client.WorkerState.STOPPED
+    assert process_gone(pid)
