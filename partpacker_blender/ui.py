@@ -39,6 +39,8 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
 def task_progress(task: session.Task) -> tuple[float, str]:
     """(fraction of the current stage, text) for the progress bar."""
     progress = task.job.progress if task.job is not None else None
+    if task.job is not None and task.job.cancel_requested:
+        return 0.0, f"Cancelling… {task.elapsed:.0f} s"
     if progress is None:
         return 0.0, f"Waiting for the backend… {task.elapsed:.0f} s"
     stage = STAGE_NAMES.get(progress.stage, progress.stage.capitalize())

@@ -108,8 +108,7 @@ def _start_reader(stream: IO[str] | None, sink, name: str) -> threading.Thread:
 
 
 def child_environment(python_path: Path, extra: dict[str, str]) -> dict[str, str]:
-    """Blender's environment, with the backend package importable and unbuffered output."""
-    env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(python_path) + (os.pathsep + existing if existing else "")
-    return env
+    """Blender's environment for the backend's own Python: the backend package importable,
+    unbuffered output, and nothing of Blender's Python settings (PYTHONHOME, PYTHONPATH)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    return {**env, **extra, "PYTHONPATH": str(python_path), "PYTHONUNBUFFERED": "1"}
