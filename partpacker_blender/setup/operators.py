@@ -51,8 +51,9 @@ def start_check(python: Path) -> None:
     """Run the backend's doctor with `python`; its findings go where the preferences show them."""
     settings = dataclasses.replace(worker_settings(), python=python)
 
-    def keep_report(exit_code: int, stdout: list[str]) -> None:
-        current_session().doctor_report = parse_doctor_output(exit_code, "\n".join(stdout))
+    def keep_report(exit_code: int, stdout: list[str], output: list[str]) -> None:
+        report = parse_doctor_output(exit_code, "\n".join(stdout), "\n".join(output))
+        current_session().doctor_report = report
 
     step = Step(
         "Check the backend",

@@ -55,8 +55,9 @@ class RunStatus:
 
 LineReader = Callable[[str, RunStatus], None]
 """Reads one output line of a step (stdout or stderr) into the status: progress, current item."""
-ExitCheck = Callable[[int, list[str]], str | None]
-"""Judges a finished step from its exit code and its stdout lines: an error message or None."""
+ExitCheck = Callable[[int, list[str], list[str]], str | None]
+"""Judges a finished step from its exit code, its stdout lines and the tail of all its output
+(stderr included): an error message or None."""
 
 
 def show_line(line: str, status: RunStatus) -> None:
@@ -161,7 +162,7 @@ class StepRunner:
         assert self._process is not None
         code = self._process.wait()
         check = self.steps[self.status.step].check_exit
-        error = check(code, self.stdout) if check is not None else None
+        error = check(code, self.stdout, list(self.output)) if check is not None else None
         if check is None and code != 0:
             error = f"{self.status.label} failed (exit code {code}): {self._cause()}"
         if error:
