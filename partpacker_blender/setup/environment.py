@@ -67,12 +67,28 @@ def requirement_name(requirement: str) -> str:
     return match[0].lower().replace("_", "-") if match else ""
 
 
-def setup_steps(plan: EnvironmentPlan) -> list[Step]:
-    """Create the venv, update pip, install PyTorch from its index, then everything else."""
+def environment_version(env_dir: Path) -> tuple[int, int] | None:
+    """The Python version an existing environment was made with (its pyvenv.cfg)."""
+    config = env_dir / "pyvenv.cfg"
+    if not config.is_file():
+        return None
+    match = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", config.read_text("utf-8"), re.M)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def setup_steps(plan: EnvironmentPlan, base_version: tuple[int, int]) -> list[Step]:
+    """Create the venv, update pip, install PyTorch from its index, then everything else.
+
+    An environment left by an earlier (cancelled) run is kept, so pip only adds what is
+    missing; one made with another Python version is rebuilt from scratch."""
     torch = [r for r in plan.requirements if requirement_name(r) == "torch"] or ["torch"]
     torch_index = ["--index-url", plan.torch.index_url] if plan.torch.index_url else []
+    venv = [str(plan.base_python), "-m", "venv", str(plan.env_dir)]
+    existing = environment_version(plan.env_dir)
+    if existing is not None and existing != base_version:
+        venv.append("--clear")
     return [
-        Step("Create the environment", [str(plan.base_python), "-m", "venv", str(plan.env_dir)]),
+        Step("Create the environment", venv),
         Step("Update pip", _pip(plan, "--upgrade", MIN_PIP), read_pip_line),
         Step(
             f"Install PyTorch ({plan.torch.kind.upper()})",

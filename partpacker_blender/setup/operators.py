@@ -154,7 +154,9 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
                 pip_args=tuple(shlex.split(self.pip_options)),
             )
             state.current().start(
-                "environment", setup_steps(plan), lambda _: use_backend_python(plan.python)
+                "environment",
+                setup_steps(plan, base.version[:2]),
+                lambda _: use_backend_python(plan.python),
             )
         except SetupError as error:
             return _problem(self, error)

@@ -151,7 +151,7 @@ def test_plan_installs_torch_from_its_index_then_the_rest(setup_modules, tmp_pat
         system="Linux",
         pip_args=("--no-index", "--find-links", "/wheels"),
     )
-    steps = environment.setup_steps(plan)
+    steps = environment.setup_steps(plan, (3, 12))
     assert steps[0].command == ["/usr/bin/python3.12", "-m", "venv", str(tmp_path / "env")]
     pip_steps = steps[1:]
     assert all(step.command[0] == str(tmp_path / "env" / "bin" / "python") for step in pip_steps)
@@ -165,6 +165,22 @@ def test_plan_installs_torch_from_its_index_then_the_rest(setup_modules, tmp_pat
     assert "--index-url" not in last
     windows = environment.environment_python(tmp_path, "Windows")
     assert windows == tmp_path / "Scripts" / "python.exe"
+
+
+def test_an_environment_of_another_python_version_is_rebuilt(setup_modules, tmp_path) -> None:
+    environment = setup_modules.environment
+    plan = environment.EnvironmentPlan(
+        base_python=Path("/usr/bin/python3.12"),
+        env_dir=tmp_path,
+        requirements=("torch>=2.4",),
+        torch=setup_modules.torch_build.choose_torch_build("Linux", None),
+        system="Linux",
+    )
+    assert "--clear" not in environment.setup_steps(plan, (3, 12))[0].command
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.12.4\n")
+    assert "--clear" not in environment.setup_steps(plan, (3, 12))[0].command
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.10.12\n")
+    assert "--clear" in environment.setup_steps(plan, (3, 12))[0].command
 
 
 # --- Progress lines ------------------------------------------------------------------------------
@@ -336,7 +352,7 @@ def test_setup_can_be_cancelled_mid_install(setup_modules, backend_python: Path,
         pip_args=("--no-index", "--find-links", str(tmp_path / "no-wheels-here")),
     )
     setup = state.SetupState()
-    activity = setup.start("environment", environment.setup_steps(plan))
+    activity = setup.start("environment", environment.setup_steps(plan, (3, 11)))
     while activity.status.step == 0 and not activity.status.finished:
         time.sleep(setup.poll() or 0.05)
     assert activity.status.label == "Update pip"
