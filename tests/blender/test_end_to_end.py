@@ -1,0 +1,169 @@
+"""End to end: the operators drive a real backend worker (`python -m backend serve`) running
+tiny random weights on the CPU. One worker serves the whole module where settings allow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import bpy
+import pytest
+from addon_setup import REPO_ROOT, disable_addon, enable_addon
+
+ROBOT = REPO_ROOT / "examples" / "robot.png"
+QUICK = {"grid_res": 32, "steps": 2}
+
+
+def start(addon, **given):
+    """A generate job started without blocking, as the panel does."""
+    return addon.generation.start_generation(bpy.context, {"image_path": str(ROBOT), **given})
+
+
+def poll_until_stage(session, task, stage: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.tick()
+        progress = task.job.progress
+        if task.finished or (progress is not None and progress.stage == stage):
+            break
+        time.sleep(0.01)
+    assert not task.finished, f"the job ended before its {stage} stage: {task.error}"
+    assert task.job.progress.stage == stage
+
+
+def objects_of(collection_name: str) -> list[bpy.types.Object]:
+    return list(bpy.data.collections[collection_name].objects)
+
+
+def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
+    bpy.context.scene.cursor.location = (1.0, -2.0, 0.5)
+    result = bpy.ops.partpacker.generate(
+        image_path=str(ROBOT), seed=7, randomize_seed=False, size=3.0, **QUICK
+    )
+    assert result == {"FINISHED"}
+
+    root = bpy.data.objects["robot_7"]
+    metadata = root["partpacker"].to_dict()
+    record = json.loads((Path(metadata["job_folder"]) / "result.json").read_text())
+    parts = sorted((o for o in objects_of("robot_7") if o.type == "MESH"), key=lambda o: o.name)
+    assert len(parts) == len(record["parts"]) > 0
+    assert [o.name for o in parts] == [f"robot_{p['name']}" for p in record["parts"]]
+    assert tuple(root.location) == pytest.approx((1.0, -2.0, 0.5))
+    assert tuple(root.scale) == pytest.approx((1.5, 1.5, 1.5))
+    for obj, part in zip(parts, record["parts"], strict=True):
+        assert obj.parent == root
+        assert len(obj.data.polygons) == part["faces"]
+        assert obj.material_slots[0].material.name == obj.name
+    assert metadata["seed"] == 7
+    assert metadata["params"]["steps"] == 2
+    assert metadata["params"]["grid_res"] == 32
+    assert metadata["image"] == str(ROBOT)
+    assert set(metadata["timings"]) >= {"sample", "decode"}
+    assert addon.session.current().last_error is None
+
+
+def test_prepare_shows_the_segmentation(addon, backend):
+    bpy.context.scene.partpacker.image_path = str(ROBOT)
+    assert bpy.ops.partpacker.prepare() == {"FINISHED"}
+    preview = bpy.context.scene.partpacker.preview_image
+    assert preview is not None
+    assert tuple(preview.size) == (518, 518)
+    assert preview.channels == 4
+    assert not bpy.data.objects
+
+
+def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    # Freeze the worker so that the cancel surely arrives mid-sampling.
+    os.kill(backend.client.pid, signal.SIGSTOP)
+    assert bpy.ops.partpacker.cancel() == {"FINISHED"}
+    os.kill(backend.client.pid, signal.SIGCONT)
+    backend.wait(task)
+    assert task.error is not None and task.error.code == "cancelled"
+    assert backend.last_error is None
+    assert not bpy.data.objects
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+
+
+def test_a_second_generate_while_busy_is_refused(addon, backend):
+    task = start(addon, **QUICK)
+    with pytest.raises(RuntimeError, match="already running"):
+        bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK)
+    backend.wait(task)
+    assert task.error is None
+    assert len([o for o in bpy.data.objects if o.type == "EMPTY"]) == 1
+
+
+def test_loading_a_file_mid_job_cancels_it_and_imports_nothing(addon, backend):
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    backend.wait(task)
+    assert task.error is not None and task.error.is_cancellation
+    assert task.imported is None
+    assert not bpy.data.objects
+
+
+def test_a_killed_worker_is_reported_and_the_next_job_starts_a_fresh_one(addon, backend):
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    killed = backend.client.pid
+    os.kill(killed, signal.SIGKILL)
+    backend.wait(task)
+    assert task.error.code == "worker_died"
+    assert backend.last_error is task.error
+    assert not bpy.data.objects
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+    assert backend.client.pid != killed
+    assert backend.last_error is None
+
+
+def test_a_hung_worker_is_stopped_and_reported(addon, backend, prefs):
+    prefs.hang_timeout = 2  # applies to the next job, without restarting the worker
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    frozen = backend.client.pid
+    os.kill(frozen, signal.SIGSTOP)
+    backend.wait(task)
+    assert task.error.code == "worker_hung"
+    with pytest.raises(ProcessLookupError):
+        os.kill(frozen, 0)
+
+
+def test_free_memory_then_generate_again(addon, backend):
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+    assert bpy.ops.partpacker.free_memory() == {"FINISHED"}
+    assert "freed_bytes" in backend.last_task.result
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+
+
+def test_python_api_and_rerun_from_a_selected_part(addon, backend):
+    parts = addon.api.generate(str(ROBOT), seed=11, randomize_seed=False, **QUICK)
+    assert parts and all(p.name.startswith("robot_part_") for p in parts)
+    bpy.context.view_layer.objects.active = parts[0]
+    assert bpy.ops.partpacker.rerun() == {"FINISHED"}
+    roots = [o for o in bpy.data.objects if o.type == "EMPTY"]
+    assert len(roots) == 2
+    seeds = {root["partpacker"]["seed"] for root in roots}
+    assert 11 in seeds and len(seeds) == 2
+    folder = roots[0]["partpacker"]["job_folder"]
+    imported = addon.api.import_job_folder(folder)
+    assert len(imported) == len([o for o in roots[0].children])
+
+
+def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon, backend):
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    pid = backend.client.pid
+    disable_addon()
+    try:
+        assert task.error is not None and task.error.is_cancellation
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        assert not bpy.data.objects
+    finally:
+        assert enable_addon() is addon
