@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from tqdm import tqdm
 
@@ -120,14 +120,7 @@ def resolve_weights(
     files are missing."""
     if weights_dir is not None:
         return _resolve_local(Path(weights_dir))
-    found: dict[str, Path] = {}
-    missing: list[WeightSource] = []
-    for source in WEIGHT_SOURCES:
-        path = _cached_file(source, cache_dir, revision)
-        if path is None:
-            missing.append(source)
-        else:
-            found[source.field] = path
+    found, missing = _find_each(lambda source: _cached_file(source, cache_dir, revision))
     if missing:
         offline = hub_offline() if offline is None else offline
         hint = "unset HF_HUB_OFFLINE, then " + DOWNLOAD_HINT if offline else DOWNLOAD_HINT
@@ -139,18 +132,30 @@ def resolve_weights(
 def _resolve_local(folder: Path) -> WeightFiles:
     if not folder.is_dir():
         raise WeightsError(f"weights folder {folder} does not exist", DOWNLOAD_HINT)
+    found, missing = _find_each(lambda source: _local_file(folder, source))
+    if missing:
+        raise WeightsError(_missing_message(missing, f"weights folder {folder}"), DOWNLOAD_HINT)
+    return WeightFiles(**found)
+
+
+def _find_each(
+    find: Callable[[WeightSource], Path | None],
+) -> tuple[dict[str, Path], list[WeightSource]]:
+    """The files found, by `WeightFiles` field, and the sources not found."""
     found: dict[str, Path] = {}
     missing: list[WeightSource] = []
     for source in WEIGHT_SOURCES:
-        candidates = [folder / name for name in source.local_names]
-        path = next((candidate for candidate in candidates if candidate.is_file()), None)
+        path = find(source)
         if path is None:
             missing.append(source)
         else:
             found[source.field] = path
-    if missing:
-        raise WeightsError(_missing_message(missing, f"weights folder {folder}"), DOWNLOAD_HINT)
-    return WeightFiles(**found)
+    return found, missing
+
+
+def _local_file(folder: Path, source: WeightSource) -> Path | None:
+    candidates = (folder / name for name in source.local_names)
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 def _missing_message(missing: Iterable[WeightSource], where: str) -> str:
@@ -219,9 +224,7 @@ def _resolve_offline(
     cache_dir: Path | None, revision: str | None, local_dir: Path | None
 ) -> WeightFiles:
     try:
-        if local_dir is not None and Path(local_dir).is_dir():
-            return _resolve_local(Path(local_dir))
-        return resolve_weights(cache_dir=cache_dir, revision=revision, offline=True)
+        return resolve_weights(local_dir, cache_dir=cache_dir, revision=revision, offline=True)
     except WeightsError as error:
         raise WeightsError(
             f"HF_HUB_OFFLINE is set, so nothing can be downloaded, and {error.message}",
@@ -249,7 +252,7 @@ def _download_one(
                 cache_dir=cache_dir,
                 local_dir=local_dir,
                 endpoint=endpoint,
-                tqdm_class=tally.bar_class(),
+                tqdm_class=_tally_bar(tally),
             )
         )
     except OSError as error:  # the hub's HTTP errors and a missing cache entry are OSErrors
@@ -309,9 +312,6 @@ class ByteTally:
         if self.cancelled:
             raise Cancelled(f"download cancelled during {self.current}")
 
-    def bar_class(self) -> type[tqdm]:
-        return _tally_bar(self)
-
 
 def _tally_bar(tally: ByteTally) -> type[tqdm]:
     """huggingface_hub takes a progress-bar class, not a callback: one that feeds `tally`."""
@@ -344,22 +344,46 @@ PICKLE_PROTO = b"\x80"
 WRAPPER_KEYS = ("model", "state_dict")
 
 
+# safetensors' dtype names; any other one is refused like a non-float tensor.
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a checkpoint, on the CPU, in the file's dtypes (pickles memory-mapped)."""
     path = Path(path)
+    return _tensors_only(_unwrap(_load(path, layout_only=False), path), path)
+
+
+def read_layout(path: Path) -> dict[str, torch.Tensor]:
+    """Keys, shapes and dtypes as meta tensors, without reading the data (for `doctor`):
+    only the pickle or the safetensors header is read, except for pre-zip torch files."""
+    path = Path(path)
+    tensors = _tensors_only(_unwrap(_load(path, layout_only=True), path), path)
+    return {key: torch.empty_like(value, device="meta") for key, value in tensors.items()}
+
+
+def _load(path: Path, *, layout_only: bool) -> object:
     head = _read_head(path)
     if head.startswith(ZIP_MAGIC):
-        loaded = _torch_load(path, mmap=True)
-    elif head.startswith(PICKLE_PROTO):
-        loaded = _torch_load(path, mmap=False)  # the pre-zip torch format cannot be mapped
-    elif _looks_like_safetensors(head):
-        loaded = _safetensors_load(path)
-    else:
-        raise WeightsError(
-            f"{path} is not a checkpoint (neither a PyTorch file nor safetensors)",
-            DOWNLOAD_HINT,
-        )
-    return _tensors_only(_unwrap(loaded, path), path)
+        return _torch_load(path, mmap=True)
+    if head.startswith(PICKLE_PROTO):
+        return _torch_load(path, mmap=False)  # the pre-zip torch format cannot be mapped
+    if _looks_like_safetensors(head):
+        return _safetensors_layout(path) if layout_only else _safetensors_load(path)
+    raise WeightsError(
+        f"{path} is not a checkpoint (neither a PyTorch file nor safetensors)", DOWNLOAD_HINT
+    )
 
 
 def _read_head(path: Path) -> bytes:
@@ -403,6 +427,27 @@ def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise _corrupt(path, error) from error
+
+
+def _safetensors_layout(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(path, framework="pt") as file:
+            shapes = {key: file.get_slice(key) for key in file.keys()}  # noqa: SIM118
+            return {
+                key: torch.empty(
+                    part.get_shape(), dtype=_safetensors_dtype(part, key, path), device="meta"
+                )
+                for key, part in shapes.items()
+            }
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _corrupt(path, error) from error
+
+
+def _safetensors_dtype(part: Any, key: str, path: Path) -> torch.dtype:
+    name = part.get_dtype()
+    if name not in SAFETENSORS_DTYPES:
+        raise WeightsError(f"{path} holds {key} in an unsupported dtype {name}", DOWNLOAD_HINT)
+    return SAFETENSORS_DTYPES[name]
 
 
 def _corrupt(path: Path, error: BaseException) -> WeightsError:

@@ -29,6 +29,7 @@ from backend.weights import (
     download_weights,
     identify_checkpoint,
     load_weights,
+    read_layout,
     read_state_dict,
     resolve_weights,
 )
@@ -149,6 +150,37 @@ def test_loaded_module_really_computes_with_the_file_weights(tmp_path: Path) -> 
     x = torch.randn(2, 4)
     expected = x @ state["proj_up.weight"].T + state["proj_up.bias"]
     torch.testing.assert_close(module.proj_up(x), expected)
+
+
+@pytest.mark.parametrize("writer", ["torch", "safetensors"])
+def test_layout_reads_keys_shapes_and_dtypes_without_the_data(tmp_path: Path, writer: str):
+    state = flow_state(torch.bfloat16)
+    path = tmp_path / "flow.pt"
+    if writer == "torch":
+        torch.save(state, path)
+    else:
+        save_file(state, path)
+    layout = read_layout(path)
+    assert layout.keys() == state.keys()
+    for key, value in layout.items():
+        assert value.is_meta
+        assert (value.shape, value.dtype) == (state[key].shape, torch.bfloat16)
+
+
+def test_layout_is_enough_to_spot_a_mixup(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_file(random_state(TinyVAE), path)
+    expected = {key: value.shape for key, value in random_state(TinyDINOv2).items()}
+    with pytest.raises(WeightsError, match=re.escape("looks like vae.pt")):
+        check_state_dict(read_layout(path), expected, file=path, what="DINOv2")
+
+
+def test_layout_of_a_broken_header_is_a_weights_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_file(random_state(TinyDINOv2), path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        read_layout(path)
 
 
 # --- refusing bad files --------------------------------------------------------------------------
@@ -425,6 +457,13 @@ def test_offline_download_returns_the_cached_files(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     expected = fill_hub_cache(tmp_path)
     assert download_weights(cache_dir=tmp_path) == expected
+
+
+def test_offline_download_into_a_local_folder_finds_it_filled(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fill_folder(tmp_path / "weights")
+    files = download_weights(cache_dir=tmp_path / "cache", local_dir=tmp_path / "weights")
+    assert files.dinov2 == tmp_path / "weights" / "model.safetensors"
 
 
 def test_offline_download_with_an_empty_cache_says_why(tmp_path: Path, monkeypatch) -> None:
