@@ -22,13 +22,14 @@ from .props import (
     generation_properties,
     output_properties,
 )
+from .ui import sentence
 
 SCRIPT_ONLY = {"SKIP_SAVE"}
 """Operator properties not remembered between calls: unset ones fall back to the scene."""
 
 
 def _report_problem(operator: bpy.types.Operator, message: str, hint: str = "") -> set[str]:
-    operator.report({"ERROR"}, f"{message[:1].upper()}{message[1:]}. {hint}".strip())
+    operator.report({"ERROR"}, f"{sentence(message)}. {sentence(hint)}".strip())
     return {"CANCELLED"}
 
 
@@ -46,6 +47,8 @@ def _run_task(operator: bpy.types.Operator, start) -> set[str]:
         session.ensure_polling()
         return {"FINISHED"}
     session.current().wait(task)
+    if task.imported is not None:
+        operator.report({"INFO"}, f"{len(task.imported.parts)} parts imported")
     if task.error is None:
         return {"FINISHED"}
     if task.error.is_cancellation:

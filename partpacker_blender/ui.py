@@ -19,6 +19,11 @@ STAGE_NAMES = {
 }
 
 
+def sentence(text: str) -> str:
+    """Backend messages are lower-case clauses; the UI shows them as sentences."""
+    return text[:1].upper() + text[1:]
+
+
 def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     """(text, icon) saying where the backend stands."""
     client = session.current().client
@@ -70,9 +75,9 @@ def draw_task(layout: bpy.types.UILayout, task: session.Task) -> None:
 def draw_error(layout: bpy.types.UILayout, error) -> None:
     box = layout.box()
     column = box.column(align=True)
-    column.label(text=error.message[:1].upper() + error.message[1:], icon="ERROR")
+    column.label(text=sentence(error.message), icon="ERROR")
     if error.hint:
-        column.label(text=error.hint[:1].upper() + error.hint[1:], icon="INFO")
+        column.label(text=sentence(error.hint), icon="INFO")
 
 
 def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
