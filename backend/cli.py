@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -255,7 +256,12 @@ def params_from_args(args: argparse.Namespace) -> GenerationParams:
     values = {name: getattr(args, name) for name in PARAM_RANGES}
     values = {name: value for name, value in values.items() if value is not None}
     values.setdefault("randomize_seed", "seed" not in values)
-    return GenerationParams.from_dict(values)
+    try:
+        return GenerationParams.from_dict(values)
+    except BadInputError as error:
+        if error.hint:
+            raise
+        raise BadInputError(error.message, f"see `{PROG} generate --help`") from error
 
 
 def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
@@ -389,7 +395,59 @@ def add_download(commands: argparse._SubParsersAction, parents: list[ArgumentPar
 
 
 def run_download(args: argparse.Namespace) -> int:
-    raise NotImplementedError("download lands with backend/weights.py")
+    from .weights import download_weights
+
+    with DownloadProgress() as progress:
+        files = download_weights(
+            cache_dir=args.cache_dir,
+            revision=args.revision,
+            local_dir=args.local_dir,
+            progress=progress,
+        )
+    for path in (files.flow, files.vae, files.dinov2):
+        print(path)
+    if args.local_dir is not None:
+        print(f"use them with --weights-dir {args.local_dir}")
+    return 0
+
+
+class DownloadProgress:
+    """Byte progress over all files: a tqdm bar on a terminal; else, for programs reading the
+    output line by line, `{"file", "downloaded", "total"}` JSON lines at most twice a second."""
+
+    LINE_INTERVAL = 0.5
+
+    def __init__(self) -> None:
+        self.interactive = sys.stderr.isatty()
+        self.bar: tqdm | None = None
+        self.last_line = -self.LINE_INTERVAL
+
+    def __enter__(self) -> DownloadProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, downloaded: int, total: int, name: str) -> None:
+        if self.interactive:
+            self.draw(downloaded, total, name)
+            return
+        now = time.monotonic()
+        if downloaded < total and now - self.last_line < self.LINE_INTERVAL:
+            return
+        self.last_line = now
+        line = json.dumps({"file": name, "downloaded": downloaded, "total": total})
+        print(line, file=sys.stderr, flush=True)
+
+    def draw(self, downloaded: int, total: int, name: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr)
+        self.bar.set_description(name, refresh=False)
+        self.bar.total = total
+        self.bar.update(downloaded - self.bar.n)
 
 
 def add_doctor(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
@@ -409,7 +467,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
     report = examine(settings_from_args(args))
     print(json.dumps(report.to_dict(), indent=1) if args.json else format_report(report))
-    return 0 if report.ok else WeightsError.exit_code if report.weights_missing else 1
+    return report.exit_code
 
 
 def add_serve(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:

@@ -38,6 +38,7 @@ JOB_FIELDS = {"prepare": ("image", "output"), "generate": ("image", "output_dir"
 CONTROL_FIELDS = {"cancel": ("job",), "status": (), "shutdown": ()}
 REQUEST_FIELDS = {**JOB_FIELDS, **CONTROL_FIELDS}
 PROTOCOL_HINT = "see backend/PROTOCOL.md: one JSON object per line with an id and a type"
+PARAMS_HINT = "see the parameter table of backend/PROTOCOL.md"
 
 
 class ProtocolError(PartPackerError):
@@ -88,13 +89,14 @@ def parse_request(line: str) -> Request:
     request_id = message.get("id")
     if not isinstance(request_id, str) or not request_id:
         raise ProtocolError('the request has no "id" (a non-empty string)', PROTOCOL_HINT)
-    return Request(request_id, message.get("type"), message)
+    request_type = message.get("type")
+    return Request(request_id, request_type if isinstance(request_type, str) else "", message)
 
 
 def check_fields(request: Request) -> None:
-    if not isinstance(request.type, str) or request.type not in REQUEST_FIELDS:
+    if request.type not in REQUEST_FIELDS:
         raise ProtocolError(
-            f"unknown request type {request.type!r}",
+            f"unknown request type {request.fields.get('type')!r}",
             f"the types are {', '.join(REQUEST_FIELDS)}",
         )
     for name in REQUEST_FIELDS[request.type]:
@@ -110,7 +112,12 @@ def generation_params(request: Request) -> GenerationParams:
     values = request.fields.get("params", {})
     if not isinstance(values, dict):
         raise ProtocolError(f'"params" must be a JSON object, got {values!r}', PROTOCOL_HINT)
-    return GenerationParams.from_dict(values)
+    try:
+        return GenerationParams.from_dict(values)
+    except BadInputError as error:
+        if error.hint:
+            raise
+        raise BadInputError(error.message, PARAMS_HINT) from error
 
 
 def event_line(event: str, request_id: str | None, **fields: Any) -> str:
