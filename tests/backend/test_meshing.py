@@ -144,6 +144,10 @@ def test_a_solid_grid_and_an_empty_grid_give_no_faces() -> None:
         vertices, faces = extract_mesh(grid)
         assert vertices.shape == (0, 3) and faces.shape == (0, 3)
     assert mesh_volume(np.full((5, 5, 5), np.nan, np.float32), 0) == []
+    enclosed = np.full((9, 9, 9), -1, np.float32)
+    enclosed[2:7, 2:7, 2:7] = np.nan  # NaN (inside) meets the outside: only NaN faces
+    enclosed[4, 4, 4] = 1
+    assert extract_mesh(enclosed)[1].shape == (0, 3)
 
 
 def test_bad_grids_and_backends_are_refused() -> None:
