@@ -15,7 +15,7 @@ from trimesh.visual import TextureVisuals
 from trimesh.visual.material import PBRMaterial
 
 from .errors import BadInputError, OutputError
-from .parts import Part
+from .parts import Part, as_color
 
 GLTF_AXES = [1, 2, 0]
 """Model (x, y, z) → glTF (y, z, x): a rotation (determinant +1), so the winding is kept."""
@@ -72,7 +72,7 @@ def write_npz(parts: list[Part], path: Path) -> Path:
     """All parts concatenated, vertices in the glTF frame of parts.glb (PROTOCOL.md)."""
     vertex_counts = [len(part.vertices) for part in parts]
     face_counts = [len(part.faces) for part in parts]
-    arrays = {
+    arrays: dict[str, Any] = {
         "vertices": _concatenate([to_gltf_frame(part.vertices) for part in parts], np.float32),
         "faces": _concatenate([part.faces for part in parts], np.int32),
         "vertex_offsets": np.concatenate([[0], np.cumsum(vertex_counts)]).astype(np.int64),
@@ -103,7 +103,7 @@ def read_npz(path: Path) -> list[Part]:
                 arrays["vertices"][vertex_offsets[index] : vertex_offsets[index + 1]]
             ),
             faces=arrays["faces"][face_offsets[index] : face_offsets[index + 1]],
-            color=tuple(int(channel) for channel in arrays["colors"][index]),
+            color=as_color(arrays["colors"][index]),
         )
         for index in range(len(arrays["names"]))
     ]

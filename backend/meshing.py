@@ -63,11 +63,7 @@ class MeshOptions:
     def __post_init__(self) -> None:
         if self.target_faces < 1:
             raise BadInputError(f"target_faces must be positive, got {self.target_faces}")
-        if self.backend not in MARCHING_CUBES_BACKENDS:
-            raise BadInputError(
-                f"unknown marching-cubes backend {self.backend!r}",
-                f"choose one of {', '.join(MARCHING_CUBES_BACKENDS)}",
-            )
+        _check_backend(self.backend)
 
 
 def mesh_volume(
@@ -104,19 +100,21 @@ def extract_mesh(grid: np.ndarray, backend: str = "skimage") -> Mesh:
     [V, 3] in [-1, 1], faces int64 [F, 3]. Faces touching a NaN vertex are dropped, then
     unreferenced vertices; vertices on the same grid edge or grid point become one."""
     grid = _checked_grid(grid)
-    if backend == "skimage":
-        vertices, faces = _skimage_surface(grid)
-    elif backend == "pymcubes":
-        vertices, faces = _pymcubes_surface(grid)
-    else:
-        raise BadInputError(
-            f"unknown marching-cubes backend {backend!r}",
-            f"choose one of {', '.join(MARCHING_CUBES_BACKENDS)}",
-        )
+    _check_backend(backend)
+    surface = _skimage_surface if backend == "skimage" else _pymcubes_surface
+    vertices, faces = surface(grid)
     vertices, faces = _drop_non_finite_faces(vertices, faces)
     vertices, faces = _merge_vertices_on_same_edge(vertices, faces, grid.shape)
     resolution = np.asarray(grid.shape, dtype=np.float64) - 1
     return vertices * 2 / resolution - 1, faces
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in MARCHING_CUBES_BACKENDS:
+        raise BadInputError(
+            f"unknown marching-cubes backend {backend!r}",
+            f"choose one of {', '.join(MARCHING_CUBES_BACKENDS)}",
+        )
 
 
 def _checked_grid(grid: np.ndarray) -> np.ndarray:

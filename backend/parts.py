@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,13 @@ class Part:
             raise ValueError(f"part faces must be [F, 3], got {self.faces.shape}")
         if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
             raise ValueError(f"part {self.name!r} has face indices outside its vertices")
-        self.color = tuple(int(channel) for channel in self.color)  # type: ignore[assignment]
+        self.color = as_color(self.color)
+
+
+def as_color(channels: Iterable[int]) -> Color:
+    """Four sRGB bytes as plain ints (from a numpy row, a JSON list, ...)."""
+    red, green, blue, alpha = (int(channel) for channel in channels)
+    return (red, green, blue, alpha)
 
 
 def assemble_parts(parts_per_volume: list[list[Part]]) -> list[Part]:
