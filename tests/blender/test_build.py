@@ -163,19 +163,22 @@ def install_and_generate(
     prefs.weights_source = "FOLDER"
     prefs.weights_dir = weights
     prefs.device = "cpu"
+    objects_before = {o.name for o in bpy.data.objects}
     try:
         result = bpy.ops.partpacker.generate(
             image_path=image, grid_res=32, steps=2, seed=5, randomize_seed=False
         )
-        meshes = [o for o in bpy.data.objects if o.type == "MESH"]
-        parents = {o.parent.name if o.parent else None for o in meshes}
+        new_objects = [o for o in bpy.data.objects if o.name not in objects_before]
+        empties = [o for o in new_objects if o.type == "EMPTY"]
+        meshes = [o for o in new_objects if o.type == "MESH"]
         report = {
             "enabled": enabled,
             "installed_at": str(installed_at),
             "backend_root": str(package.preferences.backend_root()),
             "operator": sorted(result),
             "parts": len(meshes),
-            "parts_under_one_empty": len(parents) == 1 and None not in parents,
+            "parts_under_one_empty": len(empties) == 1
+            and all(o.parent == empties[0] and o.data.materials for o in meshes),
             "added_files_in_addon_folder": sorted(
                 _files_outside_pycache(installed_at) - files_before
             ),
