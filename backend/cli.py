@@ -300,41 +300,42 @@ def run_generate(args: argparse.Namespace) -> int:
 class StageBars:
     """One tqdm bar per pipeline stage, on stderr when it is a terminal."""
 
-    def __init__(self, unit: str = "step", unit_scale: bool = False) -> None:
-        self.unit, self.unit_scale = unit, unit_scale
+    def __init__(self) -> None:
         self.stage: str | None = None
         self.bar: tqdm | None = None
 
     def __enter__(self) -> StageBars:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self.close(finished=exc_type is None)
 
     def __call__(self, progress: Progress) -> None:
         self.show(progress.stage, progress.step, progress.total)
 
-    def show(self, stage: str, step: int, total: int | None) -> None:
+    def show(self, stage: str, step: int, total: int) -> None:
         from tqdm import tqdm
 
         if stage != self.stage or self.bar is None:
-            self.close()
+            self.close(finished=True)  # a stage has ended when the next one begins
             self.stage = stage
             self.bar = tqdm(
                 total=total,
                 desc=f"{stage:<11}",
-                unit=self.unit,
-                unit_scale=self.unit_scale,
+                unit="step",
                 file=sys.stderr,
                 disable=None,
             )
         self.bar.total = total
         self.bar.update(step - self.bar.n)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def close(self, finished: bool) -> None:
+        if self.bar is None:
+            return
+        if finished and self.bar.total:
+            self.bar.update(self.bar.total - self.bar.n)
+        self.bar.close()
+        self.bar = None
 
 
 def print_summary(result: GenerationResult) -> None:

@@ -123,6 +123,10 @@ class WorkerSession:
         events = self.events_until(request_id, is_final)
         return events[:-1], events[-1]
 
+    def unclaimed(self, request_id: str | None) -> list[dict[str, Any]]:
+        """Events of a request read so far but not yet taken by `events_until`."""
+        return self._pending.get(request_id, [])
+
     def call(self, request_type: str, **fields: Any) -> dict[str, Any]:
         return self.finish(self.request(request_type, **fields))[1]
 
@@ -227,7 +231,7 @@ def test_generate_reports_progress_then_one_result(worker: WorkerSession, tmp_pa
     assert set(result["timings"]) >= {"sample", "decode"}
     # Exactly one final event: a later request's answer comes with nothing else for this job.
     assert_result(worker.call("status"))
-    assert worker._pending.get(final["id"]) == []
+    assert worker.unclaimed(final["id"]) == []
 
 
 def test_the_same_seed_gives_the_same_parts_and_another_seed_others(
