@@ -41,7 +41,7 @@ def choose_python(found: list[PythonInstall]) -> PythonInstall:
     if not found:
         raise SetupError(
             "no Python 3.10 or newer was found on this computer",
-            "install Python 3.12 from python.org, or pick a Python with the Python field",
+            "install Python 3.12 from python.org, or pick one: Set Up with Another Python",
         )
     supported = [p for p in found if p.version[:2] <= NEWEST_SUPPORTED]
     return (supported or found)[0]
@@ -175,6 +175,26 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
         state.current().cancel()
 
 
+class PARTPACKER_OT_setup_backend_with_python(bpy.types.Operator):
+    """Pick the Python (3.10 or newer) to create the backend's environment from"""
+
+    bl_idname = "partpacker.setup_backend_with_python"
+    bl_label = "Set Up with Another Python..."
+
+    filepath: StringProperty(name="Python", subtype="FILE_PATH", options=SCRIPT_ONLY)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle_and_online(cls, context)
+
+    def invoke(self, context: bpy.types.Context, event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return bpy.ops.partpacker.setup_backend(python=self.filepath)
+
+
 class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
     """Use a Python environment that already has the backend's packages, then check it"""
 
@@ -248,6 +268,7 @@ class PARTPACKER_OT_cancel_setup(bpy.types.Operator):
 
 CLASSES = (
     PARTPACKER_OT_setup_backend,
+    PARTPACKER_OT_setup_backend_with_python,
     PARTPACKER_OT_use_existing_python,
     PARTPACKER_OT_download_weights,
     PARTPACKER_OT_cancel_setup,

@@ -54,7 +54,8 @@ def draw_environment(layout: bpy.types.UILayout, context: bpy.types.Context) -> 
     draw_offline_note(layout)
     row = layout.row(align=True)
     row.operator("partpacker.setup_backend", icon="IMPORT")
-    row.operator("partpacker.use_existing_python", icon="FILEBROWSER")
+    row.operator("partpacker.setup_backend_with_python", icon="FILEBROWSER")
+    layout.operator("partpacker.use_existing_python", icon="FILE_SCRIPT")
 
 
 def draw_weights(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:

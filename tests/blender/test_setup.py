@@ -293,8 +293,39 @@ def test_setup_is_disabled_while_blender_is_offline(addon) -> None:
     assert not bpy.app.online_access
     assert not bpy.ops.partpacker.setup_backend.poll()
     assert not bpy.ops.partpacker.download_weights.poll()
+    assert not bpy.ops.partpacker.setup_backend_with_python.poll()
     with pytest.raises(RuntimeError, match="Online access is off"):
         bpy.ops.partpacker.setup_backend()
+
+
+def test_a_picked_python_that_does_not_exist_is_refused(addon, prefs, online, tmp_path) -> None:
+    prefs.backend_python = ""
+    missing = tmp_path / "nowhere" / "python3"
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.partpacker.setup_backend_with_python(filepath=str(missing))
+    assert prefs.backend_python == ""
+    assert not (Path(bpy.utils.extension_path_user(addon.__name__)) / "backend-env").exists()
+
+
+def test_use_existing_python_points_at_it_and_checks_it(
+    addon, prefs, backend_python: Path, tiny_weights: Path, monkeypatch, tmp_path
+) -> None:
+    """Works offline: nothing is downloaded. A too-old Python is refused first."""
+    old = fake_python(tmp_path, """echo '{"version": [3, 9, 2], "executable": "/x/python"}'""")
+    prefs.backend_python = ""
+    with pytest.raises(RuntimeError, match="too old"):
+        bpy.ops.partpacker.use_existing_python(filepath=str(old))
+    assert prefs.backend_python == ""
+    monkeypatch.setenv("PARTPACKER_MODEL_CONFIG", str(tiny_weights / "model_config.json"))
+    prefs.weights_source, prefs.weights_dir, prefs.device = "FOLDER", str(tiny_weights), "cpu"
+    addon.session.current().doctor_report = None
+    try:
+        assert bpy.ops.partpacker.use_existing_python(filepath=str(backend_python)) == {"FINISHED"}
+    finally:
+        prefs.weights_source, prefs.weights_dir = "HF_CACHE", ""
+    assert Path(prefs.backend_python).samefile(backend_python)
+    report = addon.session.current().doctor_report
+    assert report is not None and report.ok, report
 
 
 def test_setup_backend_builds_a_working_environment_from_local_wheels(
@@ -498,9 +529,11 @@ def drawn_operators(record: list[dict]) -> list[str]:
 def test_setup_section_offers_setup_and_weights(drawn) -> None:
     record = drawn["offline"]
     assert "EXCEPTION" not in [entry["call"] for entry in record], record
-    assert {"partpacker.setup_backend", "partpacker.use_existing_python"} <= set(
-        drawn_operators(record)
-    )
+    assert {
+        "partpacker.setup_backend",
+        "partpacker.setup_backend_with_python",
+        "partpacker.use_existing_python",
+    } <= set(drawn_operators(record))
     assert "partpacker.download_weights" in drawn_operators(record)
     labels = " | ".join(drawn_texts(record))
     assert "Not set up yet" in labels
