@@ -214,6 +214,8 @@ def test_close_vertices_merge_and_collapsed_faces_go() -> None:
     thresholds = SmallPieceThresholds(min_diagonal_fraction=0, min_faces=0)
     vertices, kept = remove_small_pieces(square, faces, thresholds)
     assert len(vertices) == 4 and len(kept) == 2
+    vertices, kept = remove_small_pieces(square[[0, 1, 4]], np.array([[0, 1, 2]]), thresholds)
+    assert vertices.shape == (0, 3) and kept.shape == (0, 3)
 
 
 def test_pieces_of_ten_faces_or_fewer_are_always_dropped() -> None:
