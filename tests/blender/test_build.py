@@ -112,6 +112,34 @@ def test_blender_validates_the_zip(built_zip: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+def test_without_blenders_builder_the_same_zip_is_written(
+    built_zip: Path, backend_python: Path, tmp_path: Path
+) -> None:
+    """The backend's Python has no bpy and PATH has no Blender: build.py writes the zip itself,
+    with the files Blender's builder puts in, and Blender accepts it."""
+    completed = subprocess.run(
+        [str(backend_python), str(REPO_ROOT / "build.py"), "--output-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PATH": str(backend_python.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "builder was not found" in completed.stdout
+    own_zip = tmp_path / built_zip.name
+    with zipfile.ZipFile(own_zip) as own, zipfile.ZipFile(built_zip) as blenders:
+        assert sorted(own.namelist()) == sorted(blenders.namelist())
+        assert own.read("blender_manifest.toml") == blenders.read("blender_manifest.toml")
+    validated = subprocess.run(
+        [BLENDER_PYTHON, str(blender_ext()), "validate", str(own_zip)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
 def test_installed_zip_enables_and_generates_parts(
     built_zip: Path, backend_python: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
