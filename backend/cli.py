@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
     from .pipeline import GenerationResult, PipelineSettings, Progress
 
-log = logging.getLogger(__name__)
-
 PROG = "python -m backend"
 MODEL_CONFIG_ENV = "PARTPACKER_MODEL_CONFIG"
 # Where the command line's default differs from the protocol's (PARAM_RANGES).

@@ -165,15 +165,13 @@ class EventChannel:
 class ProgressEvents:
     """A job's progress callback: throttled events with the seconds since the job began."""
 
-    def __init__(
-        self, channel: EventChannel, request_id: str, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.channel, self.request_id, self.clock = channel, request_id, clock
-        self.began = self.last_sent = clock()
+    def __init__(self, channel: EventChannel, request_id: str) -> None:
+        self.channel, self.request_id = channel, request_id
+        self.began = self.last_sent = time.monotonic()
         self.stage: str | None = None
 
     def __call__(self, progress: Progress) -> None:
-        now = self.clock()
+        now = time.monotonic()
         routine = progress.stage == self.stage and progress.step < progress.total
         if routine and now - self.last_sent < PROGRESS_INTERVAL:
             return
