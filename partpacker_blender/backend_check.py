@@ -51,36 +51,26 @@ def run_doctor(settings: WorkerSettings) -> DoctorReport:
 
 
 def parse_doctor_output(exit_code: int, stdout: str, stderr: str = "") -> DoctorReport:
-    """The doctor's JSON report; its exit code says whether generation can run."""
+    """The doctor's JSON report (backend/doctor.py: ok, environment, device, checks); its exit
+    code says whether generation can run."""
     try:
         report = json.loads(stdout)
-    except ValueError:
-        last_line = (stderr.strip().splitlines() or ["no output"])[-1]
+        checks = [_finding(check) for check in report["checks"]]
+        summary = _summary(report.get("environment", {}), report.get("device", {}))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        last_line = (stderr.strip().splitlines() or ["no report"])[-1]
         return DoctorReport(False, [Finding(False, f"the backend check failed: {last_line}")])
-    findings = _findings(report)
-    if exit_code != 0 and all(finding.ok for finding in findings):
-        findings.append(Finding(False, f"the backend check exited with code {exit_code}"))
-    return DoctorReport(exit_code == 0, findings)
+    return DoctorReport(exit_code == 0 and bool(report.get("ok")), [summary, *checks])
 
 
-def _findings(report: Any) -> list[Finding]:
-    if not isinstance(report, dict):
-        return [Finding(False, f"unexpected doctor report: {str(report)[:200]}")]
-    findings = []
-    for key, value in report.items():
-        if isinstance(value, list):
-            findings += [_finding(item) for item in value]
-        elif isinstance(value, dict):
-            summary = ", ".join(f"{k} {v}" for k, v in value.items() if not isinstance(v, dict))
-            findings.append(Finding(True, f"{key}: {summary}"))
-        elif key != "ok":
-            findings.append(Finding(True, f"{key}: {value}"))
-    return findings
+def _finding(check: dict[str, Any]) -> Finding:
+    return Finding(bool(check["ok"]), f"{check['name']}: {check['message']}", check.get("hint", ""))
 
 
-def _finding(item: Any) -> Finding:
-    if not isinstance(item, dict):
-        return Finding(False, str(item))
-    text = item.get("message") or item.get("name") or item.get("problem") or json.dumps(item)
-    hint = item.get("hint") or item.get("fix") or ""
-    return Finding(bool(item.get("ok", False)), str(text), str(hint))
+def _summary(environment: dict[str, Any], device: dict[str, Any]) -> Finding:
+    versions = ", ".join(
+        f"{name} {environment[name]}"
+        for name in ("backend", "python", "torch")
+        if name in environment
+    )
+    return Finding(True, f"{versions}; device {device.get('device_name', 'unknown')}")

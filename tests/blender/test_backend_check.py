@@ -1,0 +1,32 @@
+""""Check backend" runs the real `python -m backend doctor --json` with the preferences' settings."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def test_check_backend_with_the_tiny_weights_says_generation_can_run(addon, backend):
+    assert bpy.ops.partpacker.check_backend() == {"FINISHED"}
+    report = backend.doctor_report
+    assert report.ok
+    texts = [finding.text for finding in report.findings]
+    assert any(text.startswith("weights flow.pt:") for text in texts)
+    assert any("device CPU" in text for text in texts)
+    assert all(finding.ok for finding in report.findings)
+
+
+def test_check_backend_names_missing_weights_and_what_to_do(addon, backend, prefs, tmp_path):
+    prefs.weights_dir = str(tmp_path)
+    assert bpy.ops.partpacker.check_backend() == {"FINISHED"}
+    report = backend.doctor_report
+    assert not report.ok
+    (weights,) = [f for f in report.findings if f.text.startswith("weights:")]
+    assert not weights.ok
+    assert "flow.pt" in weights.text
+    assert weights.hint
+
+
+def test_a_report_that_is_not_json_is_a_failed_check(addon):
+    report = addon.backend_check.parse_doctor_output(1, "", "Traceback...\nImportError: torch")
+    assert not report.ok
+    assert report.findings[0].text == "the backend check failed: ImportError: torch"
