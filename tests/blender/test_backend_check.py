@@ -1,4 +1,4 @@
-""""Check backend" runs the real `python -m backend doctor --json` with the preferences' settings."""
+"""The "Check Backend" button runs the real `python -m backend doctor --json`."""
 
 from __future__ import annotations
 
