@@ -99,10 +99,7 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
         False, [addon.backend_check.Finding(False, "flow.pt is missing", "download the weights")]
     )
     prefs = addon_preferences()
-    draw(
-        "preferences",
-        lambda panel, ctx: addon.preferences.draw_preferences(prefs, panel.layout, ctx),
-    )
+    draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))
     return drawn
 
 
