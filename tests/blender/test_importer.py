@@ -183,3 +183,49 @@ def test_a_file_that_is_not_an_npz_is_refused(importer, tmp_path):
     with pytest.raises(ValueError, match="not a readable parts\\.npz"):
         importer.import_parts(path, bpy.context.scene, stem="bad", seed=1)
     assert len(bpy.data.objects) == 0
+
+
+def write_job_folder(folder, seed: int = 9):
+    folder.mkdir()
+    write_npz(folder / "parts.npz", parts_arrays(*sample_parts()))
+    record = {
+        "image": "/photos/teapot.png",
+        "seed": seed,
+        "params": {"steps": 20, "grid_res": 256},
+        "timings": {"sample": 1.0},
+        "versions": {"backend": "0.1.0"},
+        "device": {"device_name": "NVIDIA H100"},
+    }
+    (folder / "result.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_import_job_folder_operator_names_the_result_after_image_and_seed(addon, tmp_path):
+    folder = write_job_folder(tmp_path / "job")
+    bpy.context.scene.cursor.location = (0.0, 0.0, 4.0)
+    assert bpy.ops.partpacker.import_folder(directory=str(folder)) == {"FINISHED"}
+    root = bpy.data.objects["teapot_9"]
+    assert tuple(root.location) == (0.0, 0.0, 4.0)
+    assert sorted(child.name for child in root.children) == [
+        "teapot_part_000",
+        "teapot_part_001",
+        "teapot_part_002",
+    ]
+    metadata = root["partpacker"].to_dict()
+    assert metadata["params"] == {"steps": 20, "grid_res": 256}
+    assert metadata["backend_version"] == "0.1.0"
+    assert metadata["device"] == "NVIDIA H100"
+    assert metadata["job_folder"] == str(folder)
+
+
+def test_api_import_job_folder_returns_the_parts(addon, tmp_path):
+    folder = write_job_folder(tmp_path / "job", seed=3)
+    parts = addon.api.import_job_folder(folder)
+    assert [p.name for p in parts] == ["teapot_part_000", "teapot_part_001", "teapot_part_002"]
+    assert "teapot_3" in bpy.data.collections
+
+
+def test_a_folder_without_parts_is_refused(addon, tmp_path):
+    with pytest.raises(RuntimeError, match="not a PartPacker job folder"):
+        bpy.ops.partpacker.import_folder(directory=str(tmp_path))
+    assert len(bpy.data.objects) == 0
