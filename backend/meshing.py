@@ -9,6 +9,7 @@ v * 2 / R - 1; triangles wind counter-clockwise seen from outside.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from .parts import Part
 log = logging.getLogger(__name__)
 
 MARCHING_CUBES_BACKENDS = ("skimage", "pymcubes")
+
+BLOCK = 32
+"""Cubes per block side in the skimage path."""
 
 TINY_PART_FACES = 10
 """Pieces with this many faces or fewer are always dropped after the split, as the demo does."""
@@ -139,27 +143,42 @@ def _skimage_surface(grid: np.ndarray) -> Mesh:
     the transposed grid both use the same corner order, so the same case table gives the same
     triangles. skimage only sees which corners are outside (1) and inside (0), which puts every
     vertex on the midpoint of its edge; the real positions are interpolated afterwards, as
-    PyMCubes does, so NaN corners count as inside and NaN-edge vertices become NaN."""
-    # 1 outside (<= 0), 2 inside (> 0), 0 NaN (inside too); one uint8 transpose serves both
-    corners = (grid > 0).view(np.uint8)
-    corners <<= 1  # in place: fresh 57 MB arrays cost more in page faults than in arithmetic
-    corners |= (grid <= 0).view(np.uint8)
-    corners = np.ascontiguousarray(corners.T)
-    outside = corners == 1
-    if outside.all() or not outside.any():
+    PyMCubes does, so NaN corners count as inside and NaN-edge vertices become NaN.
+
+    The grid goes through in blocks of BLOCK^3 cubes, skipping blocks without both a finite
+    inside and an outside corner (no face of theirs would survive): the surface touches few
+    blocks, and small blocks transpose in cache. Triangles are per cube, so the blocks give the
+    whole grid's triangles; vertices on shared block faces are merged with the others."""
+    inside, outside = grid > 0, grid <= 0  # NaN is neither: inside, but never finite
+    block_midpoints, block_faces = [], []
+    vertex_count = 0
+    for origin in itertools.product(*(range(0, size - 1, BLOCK) for size in grid.shape)):
+        block = tuple(slice(start, start + BLOCK + 1) for start in origin)
+        midpoints, faces = _skimage_block(inside[block], outside[block])
+        block_midpoints.append(midpoints + origin)
+        block_faces.append(faces + vertex_count)
+        vertex_count += len(midpoints)
+    if vertex_count == 0:
+        return _empty_mesh()
+    midpoints = np.concatenate(block_midpoints)
+    return _interpolate_on_edges(grid, midpoints), np.concatenate(block_faces)
+
+
+def _skimage_block(inside: np.ndarray, outside: np.ndarray) -> Mesh:
+    """Edge midpoints (block index space) and faces of one block."""
+    if not inside.any() or not outside.any():
         return _empty_mesh()
     try:
         midpoints, faces, _, _ = marching_cubes(
-            outside.astype(np.float32),
+            np.ascontiguousarray(outside.T, dtype=np.float32),
             level=0.5,
             method="lorensen",
             gradient_direction="ascent",
-            mask=_cubes_with_a_finite_inside_corner(corners == 2),
+            mask=_cubes_with_a_finite_inside_corner(np.ascontiguousarray(inside.T)),
         )
     except RuntimeError:  # skimage's "No surface found": no masked cube is cut
         return _empty_mesh()
-    edge_points = midpoints[:, ::-1].astype(np.float64)
-    return _interpolate_on_edges(grid, edge_points), faces.astype(np.int64)
+    return midpoints[:, ::-1].astype(np.float64), faces.astype(np.int64)
 
 
 def _cubes_with_a_finite_inside_corner(inside: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from safetensors.numpy import load_file
 
 from backend.errors import BadInputError
 from backend.meshing import (
+    BLOCK,
     MeshOptions,
     SmallPieceThresholds,
     decimate,
@@ -102,6 +103,22 @@ def test_skimage_and_pymcubes_agree_on_a_rough_grid_with_nan_and_exact_zeros() -
     # PyMCubes computes some edges of the grid's outer faces in the other direction: 1 ulp
     np.testing.assert_allclose(sorted_rows(ours[0]), sorted_rows(official[0]), rtol=0, atol=1e-12)
     assert oriented_triangles(*ours, 9) == oriented_triangles(*official, 9)
+
+
+def test_blocks_of_a_large_grid_give_the_whole_grids_mesh() -> None:
+    """The skimage path works in blocks of 32 cubes: a surface crossing block boundaries, NaN
+    away from it, comes out as PyMCubes' mesh of the whole grid, shared vertices merged."""
+    pytest.importorskip("mcubes")
+    centres = np.array([[-0.2, 0.05, 0.1], [0.45, -0.3, 0.2], [0.1, 0.5, -0.45]])
+    grid = sphere_grid(80, centres, np.array([0.55, 0.35, 0.3]))
+    grid[grid < -3] = np.nan
+    near_surface = np.flatnonzero((grid > -0.6) & (grid <= 0))
+    grid.flat[near_surface[::5]] = 0.0  # vertices on grid points
+    assert BLOCK < 80
+    ours = extract_mesh(grid, "skimage")
+    official = extract_mesh(grid, "pymcubes")
+    assert ours[0].shape == official[0].shape and ours[1].shape == official[1].shape
+    assert oriented_triangles(*ours, 12) == oriented_triangles(*official, 12)
 
 
 def test_nan_corners_never_give_a_non_finite_vertex() -> None:
