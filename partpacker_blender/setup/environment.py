@@ -14,7 +14,7 @@ from pathlib import Path
 import tomllib
 
 from .errors import SetupError
-from .runner import RunStatus, Step
+from .runner import RunStatus, Step, other_python_environment
 from .torch_build import TorchBuild
 
 REQUIREMENTS_FILE = "requirements.txt"
@@ -87,18 +87,21 @@ def setup_steps(plan: EnvironmentPlan, base_version: tuple[int, int]) -> list[St
     existing = environment_version(plan.env_dir)
     if existing is not None and existing != base_version:
         venv.append("--clear")
+    env = other_python_environment()
     return [
-        Step("Create the environment", venv),
-        Step("Update pip", _pip(plan, "--upgrade", MIN_PIP), read_pip_line),
+        Step("Create the environment", venv, env=env),
+        Step("Update pip", _pip(plan, "--upgrade", MIN_PIP), read_pip_line, env=env),
         Step(
             f"Install PyTorch ({plan.torch.kind.upper()})",
             _pip(plan, "--progress-bar", "raw", *torch, *torch_index),
             read_pip_line,
+            env=env,
         ),
         Step(
             "Install the backend's packages",
             _pip(plan, "--progress-bar", "raw", *plan.requirements),
             read_pip_line,
+            env=env,
         ),
     ]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SetupError
+from .runner import NO_CONSOLE_WINDOW, other_python_environment
 
 MIN_VERSION = (3, 10)
 PROBE_TIMEOUT = 20.0
@@ -61,7 +62,12 @@ def check_python(path: Path) -> PythonInstall:
 def probe_python(command: Sequence[str]) -> PythonInstall:
     try:
         completed = subprocess.run(
-            [*command, "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT
+            [*command, "-c", PROBE],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+            env=other_python_environment(),
+            creationflags=NO_CONSOLE_WINDOW,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise PythonNotUsable(f"{' '.join(command)} does not run: {error}") from error

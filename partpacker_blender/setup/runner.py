@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import subprocess
 import threading
@@ -21,6 +22,9 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2
+NO_CONSOLE_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+"""Windows opens a console window for each child of a GUI program unless told not to."""
+BLENDER_PYTHON_SETTINGS = ("PYTHONHOME", "PYTHONPATH")
 STOP_GRACE = 5.0
 TAIL_LINES = 200
 _END = None
@@ -150,6 +154,7 @@ class StepRunner:
                 encoding="utf-8",
                 errors="replace",
                 bufsize=1,
+                creationflags=NO_CONSOLE_WINDOW,
             )
         except OSError as error:
             self._finish(error=f"{step.label}: cannot run {step.command[0]}: {error}")
@@ -194,6 +199,13 @@ class StepRunner:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def other_python_environment() -> dict[str, str]:
+    """This process's environment for a different Python: without Blender's Python settings,
+    with unbuffered output so lines arrive as they are printed."""
+    env = {k: v for k, v in os.environ.items() if k not in BLENDER_PYTHON_SETTINGS}
+    return {**env, "PYTHONUNBUFFERED": "1"}
 
 
 def _start_reader(

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from .runner import NO_CONSOLE_WINDOW
+
 TORCH_INDEX = "https://download.pytorch.org/whl"
 # (driver's highest CUDA version, wheel tag): the newest tag the driver can run is chosen.
 CUDA_TAGS = (
@@ -52,7 +54,9 @@ def nvidia_cuda_version() -> tuple[int, int] | None:
     if command is None:
         return None
     try:
-        completed = subprocess.run([command], capture_output=True, text=True, timeout=30)
+        completed = subprocess.run(
+            [command], capture_output=True, text=True, timeout=30, creationflags=NO_CONSOLE_WINDOW
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return parse_cuda_version(completed.stdout) if completed.returncode == 0 else None

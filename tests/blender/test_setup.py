@@ -141,7 +141,11 @@ def test_requirements_come_from_the_packaged_file(setup_modules, tmp_path: Path)
     assert setup_modules.environment.backend_requirements(tmp_path) == ("torch>=2.4", "numpy>=1.26")
 
 
-def test_plan_installs_torch_from_its_index_then_the_rest(setup_modules, tmp_path: Path) -> None:
+def test_plan_installs_torch_from_its_index_then_the_rest(
+    setup_modules, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PYTHONHOME", "/blender/python")  # as Blender may set for itself
+    monkeypatch.setenv("PYTHONPATH", "/blender/scripts")
     environment = setup_modules.environment
     build = setup_modules.torch_build.choose_torch_build("Linux", (12, 6))
     plan = environment.EnvironmentPlan(
@@ -164,6 +168,9 @@ def test_plan_installs_torch_from_its_index_then_the_rest(setup_modules, tmp_pat
     last = steps[-1].command
     assert {"torch>=2.4", "numpy>=1.26", "rembg>=2.0.50"} <= set(last)
     assert "--index-url" not in last
+    for step in steps:
+        assert "PYTHONHOME" not in step.env and "PYTHONPATH" not in step.env
+        assert step.env["PATH"] == os.environ["PATH"]
     windows = environment.environment_python(tmp_path, "Windows")
     assert windows == tmp_path / "Scripts" / "python.exe"
 
