@@ -73,7 +73,7 @@ def gltf_to_blender(vertices: np.ndarray) -> np.ndarray:
     return np.stack([x, -z, y], axis=1).astype(np.float32)
 
 
-def srgb_to_linear(srgb_bytes: Sequence[int]) -> tuple[float, float, float, float]:
+def srgb_to_linear(srgb_bytes: Sequence[int]) -> tuple[float, ...]:
     """sRGB bytes RGBA -> linear floats; alpha stays linear."""
     channels = np.asarray(srgb_bytes, dtype=np.float64) / 255.0
     rgb = channels[:3]

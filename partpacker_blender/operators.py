@@ -147,6 +147,7 @@ class PARTPACKER_OT_rerun(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         root = find_result_root(context.active_object)
+        assert root is not None, "poll() found it"
         metadata = root[ROOT_KEY].to_dict()
         params = metadata.get("params", {})
         given = {n: params[n] for n in GENERATION_PARAMETERS if n in params}

@@ -34,7 +34,7 @@ class Part:
     """float32 [V, 3] in the glTF frame (Y up)."""
     faces: np.ndarray
     """int32 [F, 3], local to this part, counter-clockwise seen from outside."""
-    color: tuple[int, int, int, int]
+    color: tuple[int, ...]
     """sRGB bytes."""
 
 

@@ -35,6 +35,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
         return "Backend stopped: starts with the next job", "CHECKBOX_DEHLT"
     if state is WorkerState.STARTING:
         return "Backend starting…", "SORTTIME"
+    assert client.hello is not None, "a started worker has said hello"
     device = client.hello.device_name or client.hello.device
     if state is WorkerState.BUSY:
         return f"Busy on {device}", "SORTTIME"
@@ -174,6 +175,7 @@ class PARTPACKER_PT_result(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         root = find_result_root(context.active_object)
+        assert root is not None, "poll() found it"
         metadata = root[ROOT_KEY].to_dict()
         column = self.layout.column(align=True)
         column.label(text=f"Image: {bpy.path.basename(metadata.get('image', ''))}")

@@ -165,7 +165,8 @@ class BackendClient:
         if self.job is not None:
             raise BusyError(f"the backend is busy with a {self.job.type} job")
         settings = self._settings_source()
-        if self._process is not None and settings.launch_key() != self._settings.launch_key():
+        running = self._settings if self._process is not None else None
+        if running is not None and settings.launch_key() != running.launch_key():
             log.info("backend settings changed: restarting the worker")
             self.stop()
         if self._process is None:
