@@ -20,14 +20,12 @@ from ..session import current as current_session
 from . import state
 from .environment import EnvironmentPlan, backend_requirements, setup_steps
 from .errors import SetupError
-from .python_finder import PythonInstall, check_python, find_pythons
+from .python_finder import check_python, choose_python, find_pythons
 from .runner import Step
 from .torch_build import detect_torch_build
 from .weights import download_step
 
 ENVIRONMENT_FOLDER = "backend-env"
-NEWEST_SUPPORTED = (3, 13)
-"""The newest Python with PyTorch wheels when this was written: newer ones are picked last."""
 OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
 SCRIPT_ONLY = {"SKIP_SAVE"}
 
@@ -35,16 +33,6 @@ SCRIPT_ONLY = {"SKIP_SAVE"}
 def environment_dir() -> Path:
     """The backend's environment, in the add-on's user folder: never in the add-on's own."""
     return user_folder() / ENVIRONMENT_FOLDER
-
-
-def choose_python(found: list[PythonInstall]) -> PythonInstall:
-    if not found:
-        raise SetupError(
-            "no Python 3.10 or newer was found on this computer",
-            "install Python 3.12 from python.org, or pick one: Set Up with Another Python",
-        )
-    supported = [p for p in found if p.version[:2] <= NEWEST_SUPPORTED]
-    return (supported or found)[0]
 
 
 def start_check(python: Path) -> None:

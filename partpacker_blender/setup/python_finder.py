@@ -15,6 +15,8 @@ from .errors import SetupError
 from .runner import NO_CONSOLE_WINDOW, other_python_environment
 
 MIN_VERSION = (3, 10)
+NEWEST_SUPPORTED = (3, 13)
+"""The newest Python with PyTorch wheels when this was written: newer ones are picked last."""
 PROBE_TIMEOUT = 20.0
 # ensurepip is what `python -m venv` needs to put pip into the new environment; some Linux
 # distributions ship it in a separate package (python3-venv).
@@ -50,6 +52,16 @@ def find_pythons(system: str | None = None) -> list[PythonInstall]:
         # python, python3 and python3.11 in one folder are usually one interpreter.
         found.setdefault(install.executable.resolve(), install)
     return sorted(found.values(), key=lambda install: install.version, reverse=True)
+
+
+def choose_python(found: list[PythonInstall]) -> PythonInstall:
+    if not found:
+        raise PythonNotUsable(
+            "no Python 3.10 or newer was found on this computer",
+            "install Python 3.12 from python.org, or pick one: Set Up with Another Python",
+        )
+    supported = [p for p in found if p.version[:2] <= NEWEST_SUPPORTED]
+    return (supported or found)[0]
 
 
 def check_python(path: Path) -> PythonInstall:

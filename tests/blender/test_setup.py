@@ -100,6 +100,16 @@ def test_found_pythons_are_new_enough_and_distinct(setup_modules) -> None:
     assert [i.version for i in found] == sorted((i.version for i in found), reverse=True)
 
 
+def test_the_newest_python_with_pytorch_wheels_is_chosen(setup_modules) -> None:
+    finder = setup_modules.python_finder
+    newest = finder.PythonInstall(Path("/opt/python3.14"), (3, 14, 0))
+    supported = finder.PythonInstall(Path("/usr/bin/python3.12"), (3, 12, 3))
+    assert finder.choose_python([newest, supported]) == supported
+    assert finder.choose_python([newest]) == newest
+    with pytest.raises(finder.PythonNotUsable, match="no Python 3.10 or newer"):
+        finder.choose_python([])
+
+
 def fake_python(folder: Path, body: str) -> Path:
     script = folder / "python"
     script.write_text(f"#!/bin/sh\n{body}\n")
