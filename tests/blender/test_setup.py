@@ -106,7 +106,7 @@ def test_the_newest_python_with_pytorch_wheels_is_chosen(setup_modules) -> None:
     supported = finder.PythonInstall(Path("/usr/bin/python3.12"), (3, 12, 3))
     assert finder.choose_python([newest, supported]) == supported
     assert finder.choose_python([newest]) == newest
-    with pytest.raises(finder.PythonNotUsable, match="no Python 3.10 or newer"):
+    with pytest.raises(finder.PythonNotUsable, match=r"no Python 3\.10 or newer"):
         finder.choose_python([])
 
 
