@@ -50,7 +50,7 @@ def start_check(python: Path) -> None:
         cwd=settings.backend_root,
         env=child_environment(settings.backend_root, settings.env),
     )
-    state.current().start("check", [step])
+    state.current().start([step])
 
 
 def use_backend_python(python: Path) -> None:
@@ -142,7 +142,6 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
                 pip_args=tuple(shlex.split(self.pip_options)),
             )
             state.current().start(
-                "environment",
                 setup_steps(plan, base.version[:2]),
                 lambda _: use_backend_python(plan.python),
             )
@@ -238,7 +237,7 @@ class PARTPACKER_OT_download_weights(bpy.types.Operator):
             cache_dir=settings.cache_dir,
         )
         python = settings.python
-        state.current().start("weights", [step], lambda _: start_check(python))
+        state.current().start([step], lambda _: start_check(python))
         return follow(self, "Weights download")
 
 

@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Activity:
-    kind: str
-    """"environment", "weights" or "check"."""
     runner: StepRunner
     on_success: Callable[[StepRunner], None] | None = None
 
@@ -36,7 +34,6 @@ class SetupState:
 
     def start(
         self,
-        kind: str,
         steps: Sequence[Step],
         on_success: Callable[[StepRunner], None] | None = None,
     ) -> Activity:
@@ -44,7 +41,7 @@ class SetupState:
             raise SetupError(
                 f"{self.activity.status.label} is still running", "wait for it or cancel it"
             )
-        self.activity = Activity(kind, StepRunner(steps), on_success)
+        self.activity = Activity(StepRunner(steps), on_success)
         return self.activity
 
     def poll(self) -> float | None:

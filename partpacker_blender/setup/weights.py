@@ -37,11 +37,12 @@ TQDM_BYTES = re.compile(
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
+    """Decimal units, as download sizes are quoted: 1.4 GB, 256.0 MB, 300 B."""
+    units = ("B", "KB", "MB", "GB")
+    exponent = 0
+    while size >= 1000 and exponent < len(units) - 1:
+        size, exponent = size / 1000, exponent + 1
+    return f"{size:.0f} B" if exponent == 0 else f"{size:.1f} {units[exponent]}"
 
 
 def download_step(

@@ -402,7 +402,7 @@ def test_setup_can_be_cancelled_mid_install(setup_modules, backend_python: Path,
         pip_args=("--no-index", "--find-links", str(tmp_path / "no-wheels-here")),
     )
     setup = state.SetupState()
-    activity = setup.start("environment", environment.setup_steps(plan, (3, 11)))
+    activity = setup.start(environment.setup_steps(plan, (3, 11)))
     while activity.status.step == 0 and not activity.status.finished:
         time.sleep(setup.poll() or 0.05)
     assert activity.status.label == "Update pip"
@@ -600,7 +600,6 @@ def draw_in_popup(output: str) -> None:
         try:
             draw("offline")
             activity = setup_state.start(
-                "environment",
                 [runner.Step("Install PyTorch (CPU)", [sys.executable, "-c", "input()"])],
             )
             activity.status.done_bytes, activity.status.total_bytes = 256_000_000, 1_000_000_000
