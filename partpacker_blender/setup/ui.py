@@ -6,7 +6,9 @@ from pathlib import Path
 
 import bpy
 
+from ..backend_check import DoctorReport, Finding
 from ..preferences import get_preferences
+from ..session import current as current_session
 from . import state
 from .operators import OFFLINE_MESSAGE, environment_dir
 from .runner import RunStatus
@@ -61,14 +63,31 @@ def draw_environment(layout: bpy.types.UILayout, context: bpy.types.Context) -> 
 def draw_weights(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.label(text="Model Weights", icon="FILE_3D")
     column = layout.column(align=True)
+    report = current_session().doctor_report
     for weight in WEIGHT_FILES:
+        finding = finding_about(report, weight.filename)
+        icon = "QUESTION" if finding is None else "CHECKMARK" if finding.ok else "ERROR"
         size = human_size(weight.approx_bytes)
-        column.label(text=f"{weight.filename}: {weight.what}, {size} ({weight.repo_id})")
+        text = f"{weight.filename}: {weight.what}, {size} ({weight.repo_id})"
+        column.label(text=text, icon=icon)
+        if finding is not None and not finding.ok:
+            column.label(text=f"    {finding.text}")
+            if finding.hint:
+                column.label(text=f"    {finding.hint}")
     column.label(text=f"In all about {human_size(TOTAL_BYTES)}, stored in:")
     column.label(text=weights_location(context))
     draw_offline_note(layout)
-    layout.operator("partpacker.download_weights", icon="IMPORT")
+    row = layout.row(align=True)
+    row.operator("partpacker.download_weights", icon="IMPORT")
+    row.operator("partpacker.check_backend", text="Check Weights", icon="CHECKMARK")
     layout.label(text="Offline: copy the three files into a folder and choose it as Local Folder")
+
+
+def finding_about(report: DoctorReport | None, filename: str) -> Finding | None:
+    """The backend check's word on one weight file (None before any check)."""
+    if report is None:
+        return None
+    return next((finding for finding in report.findings if filename in finding.text), None)
 
 
 def weights_location(context: bpy.types.Context) -> str:

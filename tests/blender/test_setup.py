@@ -577,10 +577,44 @@ def test_setup_section_shows_why_the_last_run_failed(drawn) -> None:
     assert any("No matching distribution found for torch" in text for text in labels), labels
 
 
+def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
+    record = drawn["checked"]
+    table_rows = [
+        entry
+        for entry in record
+        if entry["call"] == "label" and (entry["text"] or "").endswith(("PartPacker)", "giant)"))
+    ]
+    icons = {entry["text"].split(":")[0]: entry["icon"] for entry in table_rows}
+    assert icons.get("flow.pt") == "CHECKMARK"
+    assert icons.get("vae.pt") == "ERROR"
+    assert icons.get("model.safetensors") == "QUESTION"
+    labels = drawn_texts(record)
+    assert any("vae.pt: truncated" in text for text in labels)
+    assert any("download it again" in text for text in labels)
+    assert "partpacker.check_backend" in drawn_operators(record)
+
+
 def draw_in_popup(output: str) -> None:
     """Runs in a fresh process: draw the setup section in each state into a real popup layout."""
     from addon_setup import enable_addon
     from draw_panels import RecordingLayout  # sets BLENDER_USER_RESOURCES before bpy loads
+
+    class IconRecordingLayout(RecordingLayout):
+        """draw_panels' recorder that also writes down each call's icon."""
+
+        def __getattr__(self, name: str):
+            attribute = super().__getattr__(name)
+            if not callable(attribute):
+                return attribute
+
+            def call(*args, **kwargs):
+                result = attribute(*args, **kwargs)
+                self._record[-1]["icon"] = kwargs.get("icon")
+                if isinstance(result, RecordingLayout):
+                    return IconRecordingLayout(result._layout, self._record)
+                return result
+
+            return call
 
     addon = enable_addon()
     setup_state = setup_module_named(addon, "state").current()
@@ -593,7 +627,7 @@ def draw_in_popup(output: str) -> None:
         def draw(name: str) -> None:
             drawn[name] = record = []
             try:
-                draw_setup(RecordingLayout(menu.layout, record), context)
+                draw_setup(IconRecordingLayout(menu.layout, record), context)
             except Exception:  # the test reports it
                 record.append({"call": "EXCEPTION", "args": [traceback.format_exc()], "text": ""})
 
@@ -610,6 +644,15 @@ def draw_in_popup(output: str) -> None:
             draw("failed")
             context.preferences.system.use_online_access = True
             draw("online")
+            check = importlib.import_module(f"{addon.__name__}.backend_check")
+            addon.session.current().doctor_report = check.DoctorReport(
+                False,
+                [
+                    check.Finding(True, "/w/flow.pt: 53 tensors match (5.00 GB)"),
+                    check.Finding(False, "/w/vae.pt: truncated", "download it again"),
+                ],
+            )
+            draw("checked")
             Path(output).write_text(json.dumps(drawn, indent=1))
         finally:
             sys.stdout.flush()
