@@ -1,0 +1,409 @@
+"""The whole generation, read as a recipe:
+prepare → condition → sample → decode → extract → post-process → export."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .decoding import COARSE_TO_FINE, grid_levels, vae_field
+from .device import Placement, choose_placement
+from .errors import BadInputError, Cancelled, DeviceOutOfMemoryError, OutputError
+from .export import write_glb, write_npz
+from .image import BackgroundRemover, ImagePreparer, PreparedImage
+from .meshing import MeshOptions, mesh_volume
+from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
+from .params import GenerationParams
+from .parts import Part, assemble_parts
+from .sampling import DEFAULT_SHIFT, initial_noise, sample
+from .weights import WeightFiles, load_weights, resolve_weights
+
+log = logging.getLogger(__name__)
+
+MIN_RESOLUTION = 64
+"""The official decoder's coarsest level bound: 384 decodes at 96, 192 and 384."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    step: int
+    total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    weights_dir: Path | None = None
+    cache_dir: Path | None = None
+    revision: str | None = None
+    device: str = "auto"
+    model_config: Path | None = None
+    rembg_model: str = "u2net"
+    rembg_model_path: Path | None = None
+    low_memory: bool = False
+    """Keep DINOv2 in host memory except while it conditions (peak device memory ~4 GB)."""
+    decode_strategy: str = "surface"
+    """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
+    (the official coarse-to-fine decoder, query for query)."""
+    query_chunk_size: int | None = None
+    """Points per VAE query; None sizes chunks from free device memory."""
+    reuse_query_context: bool = True
+    """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
+
+    def __post_init__(self) -> None:
+        if self.decode_strategy not in COARSE_TO_FINE:
+            raise BadInputError(
+                f"unknown decode strategy {self.decode_strategy!r}",
+                f"choose one of {', '.join(COARSE_TO_FINE)}",
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfigs:
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dinov2: DINOv2Config = field(default_factory=DINOv2Config)
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> ModelConfigs:
+        """Full-size defaults, or the `{"dit": {...}, "vae": {...}, "dinov2": {...}}` of `path`."""
+        if path is None:
+            return cls()
+        try:
+            values = json.loads(Path(path).read_text())
+            return cls(
+                DiTConfig.from_dict(values.get("dit", {})),
+                VAEConfig.from_dict(values.get("vae", {})),
+                DINOv2Config.from_dict(values.get("dinov2", {})),
+            )
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            raise BadInputError(f"cannot read the model configuration {path}: {error}") from error
+
+
+@dataclass
+class Models:
+    dinov2: DINOv2
+    dit: DiT
+    vae: VAE
+
+
+@dataclass
+class GenerationResult:
+    output_dir: Path
+    glb: Path
+    npz: Path
+    preview: Path
+    result_json: Path
+    seed: int
+    timings: dict[str, float]
+    parts: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(self).items()
+        }
+
+
+class StageClock:
+    """Per-stage wall times, and the progress/cancel hooks of one job."""
+
+    def __init__(self, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None):
+        self.timings: dict[str, float] = {}
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int = 1) -> Iterator[Callable[[int, int], None]]:
+        self.check_cancel()
+        self.report(name, 0, total)
+        start = time.perf_counter()
+        yield lambda step, steps: self.report(name, step, steps)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def report(self, stage: str, step: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(stage, step, total))
+
+    def check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("generation cancelled")
+
+
+class PartPackerPipeline:
+    """Loads the weights once and turns images into part meshes, one job at a time."""
+
+    def __init__(self, settings: PipelineSettings | None = None, models: Models | None = None):
+        """`models` are already on the device (benchmarks with random weights); otherwise the
+        weights are loaded from the settings' files on the first job."""
+        self.settings = settings = settings or PipelineSettings()
+        self.placement: Placement = choose_placement(settings.device)
+        self.configs = (
+            ModelConfigs(models.dit.config, models.vae.config, models.dinov2.config)
+            if models
+            else ModelConfigs.from_file(settings.model_config)
+        )
+        self.preparer = ImagePreparer(
+            BackgroundRemover(settings.rembg_model, settings.rembg_model_path)
+        )
+        self.models = models
+
+    def device_report(self) -> dict[str, Any]:
+        return self.placement.report()
+
+    @property
+    def loaded(self) -> bool:
+        return self.models is not None
+
+    def load(self, on_progress: ProgressCallback | None = None) -> None:
+        if self.models is not None:
+            return
+        clock = StageClock(on_progress, None)
+        with clock.stage("load", 3) as step:
+            files = resolve_weights(
+                self.settings.weights_dir,
+                cache_dir=self.settings.cache_dir,
+                revision=self.settings.revision,
+            )
+            self.models = self._load_models(files, step)
+
+    def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
+        device, dtype = self.placement.device, self.placement.dtype
+        with torch.device("meta"):
+            dinov2 = DINOv2(self.configs.dinov2)
+            dit = DiT(self.configs.dit)
+            vae = VAE(self.configs.vae)
+        dino_device = "cpu" if self.settings.low_memory else device
+        load_weights(dinov2, files.dinov2, dtype=dtype, device=dino_device)
+        step(1, 3)
+        load_weights(dit, files.flow, prefix="dit.", dtype=dtype, device=device)
+        step(2, 3)
+        load_weights(vae, files.vae, dtype=dtype, device=device)
+        step(3, 3)
+        return Models(dinov2, dit, vae)
+
+    def unload(self) -> int:
+        """Drop the models; returns the device bytes that freed (0 on the CPU)."""
+        before = self._device_bytes()
+        self.models = None
+        gc.collect()
+        if self.placement.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return max(before - self._device_bytes(), 0)
+
+    def _device_bytes(self) -> int:
+        if self.placement.device.type == "cuda":
+            return torch.cuda.memory_reserved(self.placement.device)
+        return 0
+
+    def prepare(self, image: Path, preview: Path) -> PreparedImage:
+        prepared = self.preparer.prepare(image)
+        prepared.save_preview(preview)
+        return prepared
+
+    def generate(
+        self,
+        image: Path,
+        output_dir: Path,
+        params: GenerationParams | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> GenerationResult:
+        params = (params or GenerationParams()).with_resolved_seed()
+        output_dir = make_output_dir(output_dir)
+        try:
+            return self._generate(image, output_dir, params, StageClock(on_progress, should_cancel))
+        except torch.OutOfMemoryError as error:
+            self._release_cached_memory()
+            raise DeviceOutOfMemoryError(
+                f"the {self.placement.report()['device_name']} ran out of memory",
+                f"lower the grid resolution (now {params.grid_res}), close other GPU programs, "
+                "or use low-memory mode",
+            ) from error
+
+    def _generate(
+        self, image: Path, output_dir: Path, params: GenerationParams, clock: StageClock
+    ) -> GenerationResult:
+        self.load(clock.on_progress)
+        assert self.models is not None
+        with clock.stage("prepare"):
+            prepared = self.prepare(image, output_dir / "preview.png")
+        with clock.stage("condition"):
+            cond = self._condition(prepared)
+        with clock.stage("sample", params.steps) as step:
+            latent = self._sample(cond, params, step, clock.should_cancel)
+        grids = self._decode(latent, params.grid_res, clock)
+        options = MeshOptions(
+            simplify=params.simplify,
+            target_faces=params.target_faces,
+            remove_small_pieces=params.remove_small_pieces,
+        )
+        with clock.stage("extract", len(grids)) as step:
+            per_volume = []
+            for volume, grid in enumerate(grids):
+                per_volume.append(mesh_volume(grid, volume, options))
+                step(volume + 1, len(grids))
+        with clock.stage("postprocess"):
+            parts = assemble_parts(per_volume)
+        with clock.stage("export"):
+            return self._export(image, output_dir, params, parts, clock.timings)
+
+    @torch.no_grad()
+    def _condition(self, prepared: PreparedImage) -> torch.Tensor:
+        assert self.models is not None
+        device = self.placement.device
+        dinov2 = self.models.dinov2.to(device)
+        pixels = torch.from_numpy(prepared.model_input())[None].to(device)
+        cond = dinov2.condition(normalize_image(pixels))
+        if self.settings.low_memory:
+            self.models.dinov2 = dinov2.to("cpu")
+            self._release_cached_memory()
+        return cond
+
+    def _sample(
+        self,
+        cond: torch.Tensor,
+        params: GenerationParams,
+        on_step: Callable[[int, int], None],
+        should_cancel: CancelCheck | None,
+    ) -> torch.Tensor:
+        assert self.models is not None
+        config = self.configs.dit
+        noise_shape = (1, config.sequence_length, config.latent_dim)
+        noise = initial_noise(params.seed, noise_shape, self.placement.device)
+        return sample(
+            self.models.dit,
+            cond,
+            noise,
+            params.steps,
+            params.cfg_scale,
+            DEFAULT_SHIFT,
+            guidance_steps=params.guidance_steps,
+            on_step=on_step,
+            should_cancel=should_cancel,
+        )
+
+    def _decode(self, latent: torch.Tensor, resolution: int, clock: StageClock) -> list[np.ndarray]:
+        assert self.models is not None
+        levels = len(grid_levels(resolution, MIN_RESOLUTION))
+        volumes = latent.chunk(2, dim=1)
+        grids = []
+        decode = COARSE_TO_FINE[self.settings.decode_strategy]
+        chunk_size = self.settings.query_chunk_size or query_chunk_size(
+            self.placement, self.configs.vae
+        )
+        with clock.stage("decode", levels * len(volumes)) as step:
+            for index, part_latent in enumerate(volumes):
+                grid = decode(
+                    vae_field(self.models.vae, part_latent, self.settings.reuse_query_context),
+                    resolution,
+                    MIN_RESOLUTION,
+                    chunk_size,
+                    self.placement.device,
+                    on_level=lambda done, _, index=index: step(index * levels + done, 2 * levels),
+                    should_cancel=clock.should_cancel,
+                )
+                grids.append(grid.cpu().numpy())
+        return grids
+
+    def _export(
+        self,
+        image: Path,
+        output_dir: Path,
+        params: GenerationParams,
+        parts: list[Part],
+        timings: dict[str, float],
+    ) -> GenerationResult:
+        result = GenerationResult(
+            output_dir=output_dir,
+            glb=write_glb(parts, output_dir / "parts.glb"),
+            npz=write_npz(parts, output_dir / "parts.npz"),
+            preview=output_dir / "preview.png",
+            result_json=output_dir / "result.json",
+            seed=params.seed,
+            timings=timings,
+            parts=[part_summary(part) for part in parts],
+        )
+        record = {
+            "image": str(image),
+            "params": params.to_dict(),
+            "seed": params.seed,
+            "timings": timings,
+            "parts": result.parts,
+            "device": self.placement.report(),
+            "versions": versions(),
+        }
+        write_json(result.result_json, record)
+        return result
+
+    def _release_cached_memory(self) -> None:
+        gc.collect()
+        if self.placement.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def query_chunk_size(placement: Placement, config: VAEConfig) -> int:
+    """As many points per query as fit in half the free device memory, between 8192 and 2^20.
+    Per point: the query's activations, and attention scores in case no fused kernel runs."""
+    if placement.device.type != "cuda":
+        return 65536
+    free, _ = torch.cuda.mem_get_info(placement.device)
+    activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
+    scores = 4 * config.query_num_heads * config.latent_size
+    return int(min(max(free // 2 // (activations + scores), 8192), 1 << 20))
+
+
+def part_summary(part: Part) -> dict[str, Any]:
+    return {
+        "name": part.name,
+        "volume": part.volume,
+        "faces": len(part.faces),
+        "vertices": len(part.vertices),
+        "color": list(part.color),
+    }
+
+
+def versions() -> dict[str, str]:
+    return {
+        "backend": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def make_output_dir(path: Path) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the output folder {path}: {error.strerror}",
+            "choose a folder you can write to",
+        ) from error
+    return path
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".json.tmp")
+    try:
+        temporary.write_text(json.dumps(record, indent=1))
+        temporary.replace(path)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from error

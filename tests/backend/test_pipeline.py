@@ -1,0 +1,102 @@
+"""The whole generation with tiny random-weight checkpoints on the CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from backend.errors import BadInputError, Cancelled
+from backend.export import read_npz
+from backend.params import GenerationParams
+from backend.pipeline import PartPackerPipeline, Progress
+
+QUICK = {"steps": 3, "grid_res": 32, "randomize_seed": False}
+
+
+@pytest.fixture(scope="module")
+def first_result(tiny_pipeline: PartPackerPipeline, object_image: Path, tmp_path_factory):
+    progress: list[Progress] = []
+    output = tmp_path_factory.mktemp("job")
+    result = tiny_pipeline.generate(
+        object_image, output, GenerationParams(seed=11, **QUICK), on_progress=progress.append
+    )
+    return result, progress
+
+
+def test_generation_writes_separate_coloured_parts(first_result) -> None:
+    result, _ = first_result
+    parts = read_npz(result.npz)
+    assert len(parts) >= 2
+    assert {part.volume for part in parts} == {0, 1}
+    assert [part.name for part in parts] == [f"part_{i:03d}" for i in range(len(parts))]
+    assert all(len(part.faces) > 10 for part in parts)
+    assert len({tuple(part.color) for part in parts[:29]}) == min(len(parts), 29)
+    scene = trimesh.load(result.glb, force="scene")
+    assert len(scene.geometry) == len(parts)
+    assert result.preview.exists()
+    record = json.loads(result.result_json.read_text())
+    assert record["seed"] == 11
+    assert record["params"]["steps"] == 3
+    assert [part["name"] for part in record["parts"]] == [part.name for part in parts]
+
+
+def test_progress_runs_through_every_stage_in_order(first_result) -> None:
+    _, progress = first_result
+    stages = list(dict.fromkeys(event.stage for event in progress))
+    expected = ["prepare", "condition", "sample", "decode", "extract", "postprocess", "export"]
+    assert [stage for stage in stages if stage != "load"] == expected
+    sampling = [event.step for event in progress if event.stage == "sample"]
+    assert sampling == [0, 1, 2, 3]
+
+
+def test_same_seed_same_parts_other_seed_other_parts(
+    tiny_pipeline: PartPackerPipeline, object_image: Path, first_result, tmp_path: Path
+) -> None:
+    first, _ = first_result
+    again = tiny_pipeline.generate(object_image, tmp_path / "a", GenerationParams(seed=11, **QUICK))
+    other = tiny_pipeline.generate(object_image, tmp_path / "b", GenerationParams(seed=12, **QUICK))
+    reference = read_npz(first.npz)
+    repeated = read_npz(again.npz)
+    assert len(repeated) == len(reference)
+    for a, b in zip(reference, repeated, strict=True):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+    different = read_npz(other.npz)
+    assert len(different) != len(reference) or any(
+        a.vertices.shape != b.vertices.shape or not np.allclose(a.vertices, b.vertices)
+        for a, b in zip(reference, different, strict=True)
+    )
+
+
+def test_randomized_seed_is_recorded(tiny_pipeline, object_image: Path, tmp_path: Path) -> None:
+    params = GenerationParams(steps=1, grid_res=16, randomize_seed=True)
+    result = tiny_pipeline.generate(object_image, tmp_path, params)
+    assert 0 <= result.seed < 2**31 - 1
+    assert json.loads(result.result_json.read_text())["params"]["seed"] == result.seed
+
+
+@pytest.mark.parametrize("stage", ["sample", "decode"])
+def test_cancel_mid_stage(tiny_pipeline, object_image: Path, tmp_path: Path, stage: str) -> None:
+    seen: list[Progress] = []
+
+    def cancel_once_in_stage() -> bool:
+        return any(event.stage == stage and event.step >= 1 for event in seen)
+
+    params = GenerationParams(steps=8, grid_res=256, randomize_seed=False)
+    with pytest.raises(Cancelled):
+        tiny_pipeline.generate(object_image, tmp_path, params, seen.append, cancel_once_in_stage)
+    steps_in_stage = [event.step for event in seen if event.stage == stage]
+    assert steps_in_stage and max(steps_in_stage) < (8 if stage == "sample" else 2)
+    assert "export" not in {event.stage for event in seen}
+
+
+def test_a_fully_transparent_image_is_refused(tiny_pipeline, tmp_path: Path) -> None:
+    from PIL import Image
+
+    empty = tmp_path / "empty.png"
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(empty)
+    with pytest.raises(BadInputError, match="transparent"):
+        tiny_pipeline.generate(empty, tmp_path / "out", GenerationParams(**QUICK))
