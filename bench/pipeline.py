@@ -1,0 +1,230 @@
+"""Whole-pipeline benchmark: the official app's choices against ours, back to back, one device.
+
+    python bench/pipeline.py                  # CUDA: full-size models; elsewhere: medium smoke run
+    python bench/pipeline.py --size full --grid-res 384 --steps 50
+
+Random weights stand in for the checkpoints (or `--weights-dir` loads the real ones). Modes:
+  official   everything resident, hierarchical decoder, query chunks of 8192, the query's keys
+             and values recomputed for every chunk (as the official app)
+  ours       surface decoder, chunks sized from free memory, keys/values once per volume
+  ours-lowmem  ours with DINOv2 kept in host memory outside conditioning
+Prints per-stage seconds, FLOPs per stage (PyTorch's flop counter) and peak device memory, and
+the ratios of ours to official.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "backend")]
+
+from reference import analytic_occupancy  # noqa: E402
+from tiny_weights import randomize, sampled_latents, shape_vae_field  # noqa: E402
+
+from backend.decoding import hierarchical_grid, surface_grid  # noqa: E402
+from backend.device import choose_placement  # noqa: E402
+from backend.models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig  # noqa: E402
+from backend.params import GenerationParams  # noqa: E402
+from backend.pipeline import Models, PartPackerPipeline, PipelineSettings, Progress  # noqa: E402
+
+MEDIUM = {
+    "dit": DiTConfig(hidden_dim=384, num_heads=6, num_layers=6, latent_size=1024),
+    "vae": VAEConfig(
+        hidden_dim=256,
+        num_heads=4,
+        num_dec_layers=4,
+        dec_hidden_dim=256,
+        dec_num_heads=4,
+        query_hidden_dim=256,
+        query_num_heads=4,
+        latent_size=1024,
+    ),
+    "dinov2": DINOv2Config(hidden_size=384, num_hidden_layers=6, num_attention_heads=6),
+}
+FULL = {"dit": DiTConfig(), "vae": VAEConfig(), "dinov2": DINOv2Config()}
+MODES = {
+    "official": PipelineSettings(
+        decode_strategy="hierarchical", query_chunk_size=8192, reuse_query_context=False
+    ),
+    "ours": PipelineSettings(),
+    "ours-lowmem": PipelineSettings(low_memory=True),
+}
+EXAMPLE = ROOT / "examples" / "robot.png"
+
+
+def random_models(size: str, device: torch.device, dtype: torch.dtype) -> Models:
+    """Seeded random weights shaped like tests/tiny_weights.py: a smooth field with an inside."""
+    configs = FULL if size == "full" else MEDIUM
+    generator = torch.Generator().manual_seed(0)
+    dit, vae, dino = DiT(configs["dit"]), VAE(configs["vae"]), DINOv2(configs["dinov2"])
+    for module in (dit, vae, dino):
+        randomize(module.eval(), generator)
+    dit, vae, dino = (module.to(device, dtype) for module in (dit, vae, dino))
+    shape_vae_field(vae, sampled_latents(dit, dino, generator))
+    return Models(dinov2=dino, dit=dit, vae=vae)
+
+
+class StageMeter:
+    """Splits FLOPs and peak memory by stage, using the pipeline's progress events."""
+
+    def __init__(self, counter: FlopCounterMode, device: torch.device) -> None:
+        self.counter, self.device = counter, device
+        self.flops: dict[str, int] = {}
+        self.stage: str | None = None
+        self.mark = 0
+
+    def __call__(self, event: Progress) -> None:
+        if event.stage != self.stage:
+            self.close()
+            self.stage, self.mark = event.stage, self.counter.get_total_flops()
+
+    def close(self) -> None:
+        if self.stage is not None:
+            done = self.counter.get_total_flops() - self.mark
+            self.flops[self.stage] = self.flops.get(self.stage, 0) + done
+
+
+def run_mode(name: str, models: Models, args: argparse.Namespace, output: Path) -> dict:
+    settings = MODES[name]
+    settings = PipelineSettings(**{**settings.__dict__, "device": args.device})
+    pipeline = PartPackerPipeline(settings, models)
+    device = pipeline.placement.device
+    if name == "ours-lowmem":
+        models.dinov2.to("cpu")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    params = GenerationParams(
+        steps=args.steps, grid_res=args.grid_res, seed=0, randomize_seed=False
+    )
+    counter = FlopCounterMode(display=False)
+    meter = StageMeter(counter, device)
+    start = time.perf_counter()
+    with counter:
+        result = pipeline.generate(EXAMPLE, output / name, params, on_progress=meter)
+    meter.close()
+    total = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    models.dinov2.to(device)
+    return {
+        "timings": result.timings,
+        "flops": meter.flops,
+        "total": total,
+        "peak": peak,
+        "parts": len(result.parts),
+    }
+
+
+def print_table(results: dict[str, dict]) -> None:
+    stages = ["prepare", "condition", "sample", "decode", "extract", "postprocess", "export"]
+    names = list(results)
+    print(f"\n{'stage':<12}" + "".join(f"{n + ' s':>16}{n + ' TFLOP':>16}" for n in names))
+    for stage in stages:
+        cells = "".join(
+            f"{results[n]['timings'].get(stage, 0):>16.3f}"
+            f"{results[n]['flops'].get(stage, 0) / 1e12:>16.3f}"
+            for n in names
+        )
+        print(f"{stage:<12}{cells}")
+    print(
+        f"{'total':<12}"
+        + "".join(
+            f"{results[n]['total']:>16.3f}{sum(results[n]['flops'].values()) / 1e12:>16.3f}"
+            for n in names
+        )
+    )
+    print(
+        f"{'peak GiB':<12}" + "".join(f"{results[n]['peak'] / 2**30:>16.2f}{'':>16}" for n in names)
+    )
+    print(f"{'parts':<12}" + "".join(f"{results[n]['parts']:>16}{'':>16}" for n in names))
+    official = results["official"]
+    for name in names[1:]:
+        ours = results[name]
+        print(
+            f"\n{name} / official: time {ours['total'] / official['total']:.2f}x, "
+            f"decode time {ours['timings']['decode'] / official['timings']['decode']:.2f}x, "
+            f"decode FLOPs {ours['flops']['decode'] / official['flops']['decode']:.2f}x"
+            + (f", peak memory {ours['peak'] / official['peak']:.2f}x" if official["peak"] else "")
+        )
+
+
+def flops_of(function) -> int:
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
+def level_point_counts(strategy, resolution: int) -> list[int]:
+    """Points queried per level on the reference's analytic sphere+box volume."""
+    counts: list[int] = [0]
+
+    def field(points: torch.Tensor) -> torch.Tensor:
+        counts[-1] += points.shape[0]
+        return analytic_occupancy(points)
+
+    strategy(field, resolution, 64, 1 << 20, on_level=lambda *_: counts.append(0))
+    return counts[:-1]
+
+
+def print_decode_flops(resolution: int = 384, official_chunk: int = 8192) -> None:
+    """Full-size VAE decode FLOPs for one volume, counted on the meta device: the decoder once,
+    the query keys/values per chunk (official) or once (ours), and the per-point query."""
+    with torch.device("meta"):
+        vae = VAE()
+        latent = torch.empty(1, vae.config.latent_size, vae.config.latent_dim)
+        hidden = torch.empty(1, vae.config.latent_size, vae.config.dec_hidden_dim)
+        context = vae.query_context(hidden)
+        points = torch.empty(1, official_chunk, 3)
+    decoder = flops_of(lambda: vae.decode(latent))
+    keys_values = flops_of(lambda: vae.query_context(hidden))
+    per_point = flops_of(lambda: vae.query_with_context(points, context)) / official_chunk
+    official = level_point_counts(hierarchical_grid, resolution)
+    ours = level_point_counts(surface_grid, resolution)
+    chunks = sum(-(-count // official_chunk) for count in official)
+    official_flops = decoder + chunks * keys_values + sum(official) * per_point
+    ours_flops = decoder + keys_values + sum(ours) * per_point
+    print(f"\nfull-size VAE decode of one volume at grid {resolution} (analytic reference volume)")
+    print(f"{'':<10}{'points per level':>36}{'points':>12}{'TFLOP':>10}")
+    for name, counts, flops in [("official", official, official_flops), ("ours", ours, ours_flops)]:
+        print(f"{name:<10}{counts!s:>36}{sum(counts):>12}{flops / 1e12:>10.1f}")
+    print(f"ours / official decode FLOPs: {ours_flops / official_flops:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--size", choices=["full", "medium"], default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--grid-res", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    args = parser.parse_args()
+    placement = choose_placement(args.device)
+    on_gpu = placement.device.type == "cuda"
+    args.size = args.size or ("full" if on_gpu else "medium")
+    args.grid_res = args.grid_res or (384 if on_gpu else 128)
+    args.steps = args.steps or (50 if on_gpu else 4)
+    name = torch.cuda.get_device_name() if on_gpu else "CPU"
+    print(
+        f"{args.size} models on {name} ({placement.dtype}), grid {args.grid_res}, "
+        f"{args.steps} steps, torch {torch.__version__}"
+    )
+    models = random_models(args.size, placement.device, placement.dtype)
+    with tempfile.TemporaryDirectory() as folder:
+        results = {mode: run_mode(mode, models, args, Path(folder)) for mode in args.modes}
+    print_table(results)
+    print_decode_flops()
+
+
+if __name__ == "__main__":
+    main()
