@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import PartPackerError, WeightsError
+from .errors import PartPackerError
 
 if TYPE_CHECKING:
     import torch
@@ -218,38 +218,15 @@ def expected_layouts(
 
 
 def file_check(path: Path, expected: dict[str, torch.Size], prefix: str) -> Check:
-    from .weights import check_state_dict, identify_checkpoint, strip_prefix
+    from .weights import check_state_dict, identify_checkpoint, read_layout, strip_prefix
 
     what = identify_checkpoint(prefix + key for key in expected) or path.name
-    state = strip_prefix(tensor_shapes(path), prefix)
+    state = strip_prefix(read_layout(path), prefix)
     check_state_dict(state, expected, file=path, what=what)
     size = path.stat().st_size / 1e9
     return Check(
         f"weights {path.name}", True, f"{path}: {len(state)} tensors match ({size:.2f} GB)"
     )
-
-
-def tensor_shapes(path: Path) -> dict[str, torch.Tensor]:
-    """The file's tensors as shape-only (meta) tensors, without reading their data: safetensors
-    from the header, PyTorch files memory-mapped."""
-    import torch
-    from safetensors import SafetensorError, safe_open
-
-    from .weights import read_state_dict
-
-    if path.suffix != ".safetensors":
-        return read_state_dict(path)
-    try:
-        with safe_open(str(path), framework="pt") as file:
-            return {
-                key: torch.empty(file.get_slice(key).get_shape(), device="meta")
-                for key in file.keys()  # noqa: SIM118 (safe_open is not a mapping)
-            }
-    except (SafetensorError, OSError) as error:
-        raise WeightsError(
-            f"weight file {path} is truncated or corrupt ({error})",
-            "delete it and download it again: run `python -m backend download`",
-        ) from error
 
 
 def rembg_check(settings: PipelineSettings) -> Check:

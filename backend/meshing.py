@@ -73,11 +73,18 @@ class MeshOptions:
 def mesh_volume(
     grid: np.ndarray, volume_index: int, options: MeshOptions | None = None
 ) -> list[Part]:
-    """The parts of one volume's grid, largest (most faces) first: extract, optionally remove
-    small pieces and decimate, split, drop tiny pieces."""
+    """The parts of one volume's grid, largest (most faces) first."""
     options = options or MeshOptions()
-    start = time.perf_counter()
     vertices, faces = extract_mesh(grid, options.backend)
+    return mesh_parts(vertices, faces, volume_index, options)
+
+
+def mesh_parts(
+    vertices: np.ndarray, faces: np.ndarray, volume_index: int, options: MeshOptions
+) -> list[Part]:
+    """One volume's extracted mesh as parts, largest first: optionally remove small pieces and
+    decimate, split, drop tiny pieces."""
+    start = time.perf_counter()
     extracted = len(faces)
     if options.remove_small_pieces:
         vertices, faces = remove_small_pieces(vertices, faces, options.thresholds)

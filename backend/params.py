@@ -19,6 +19,11 @@ class ParamRange:
     high: float | None = None
     help: str = ""
 
+    def range_text(self) -> str:
+        """ "between 1 and 100", with whole numbers written out in full."""
+        kind = int if isinstance(self.default, int) else float
+        return f"between {kind(self.low)} and {kind(self.high)}"
+
 
 # One table drives validation, the command line and the protocol documentation.
 PARAM_RANGES: dict[str, ParamRange] = {
@@ -85,23 +90,21 @@ class GenerationParams:
 
 def _coerce(name: str, value: Any) -> Any:
     spec = PARAM_RANGES[name]
+    hint = f"{name}: {spec.help}" + (f" ({spec.range_text()})" if spec.low is not None else "")
     if isinstance(spec.default, bool):
         if not isinstance(value, bool):
-            raise BadInputError(f"{name} must be true or false, got {value!r}")
+            raise BadInputError(f"{name} must be true or false, got {value!r}", hint)
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadInputError(f"{name} must be a number, got {value!r}")
+        raise BadInputError(f"{name} must be a number, got {value!r}", hint)
     if not math.isfinite(value):
-        raise BadInputError(f"{name} must be finite, got {value!r}")
+        raise BadInputError(f"{name} must be finite, got {value!r}", hint)
     if isinstance(spec.default, int):
         if value != int(value):
-            raise BadInputError(f"{name} must be a whole number, got {value!r}")
+            raise BadInputError(f"{name} must be a whole number, got {value!r}", hint)
         value = int(value)
     else:
         value = float(value)
     if not spec.low <= value <= spec.high:
-        raise BadInputError(
-            f"{name} must be between {spec.low:g} and {spec.high:g}, got {value:g}",
-            f"{name}: {spec.help}",
-        )
+        raise BadInputError(f"{name} must be {spec.range_text()}, got {value:g}", hint)
     return value

@@ -23,7 +23,7 @@ from .device import Placement, choose_placement
 from .errors import BadInputError, Cancelled, DeviceOutOfMemoryError, OutputError
 from .export import write_glb, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
-from .meshing import MeshOptions, mesh_volume
+from .meshing import MeshOptions, extract_mesh, mesh_parts
 from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
 from .params import GenerationParams
 from .parts import Part, assemble_parts
@@ -255,11 +255,15 @@ class PartPackerPipeline:
             remove_small_pieces=params.remove_small_pieces,
         )
         with clock.stage("extract", len(grids)) as step:
-            per_volume = []
+            meshes = []
             for volume, grid in enumerate(grids):
-                per_volume.append(mesh_volume(grid, volume, options))
+                meshes.append(extract_mesh(grid, options.backend))
                 step(volume + 1, len(grids))
-        with clock.stage("postprocess"):
+        with clock.stage("postprocess", len(meshes)) as step:
+            per_volume = []
+            for volume, (vertices, faces) in enumerate(meshes):
+                per_volume.append(mesh_parts(vertices, faces, volume, options))
+                step(volume + 1, len(meshes))
             parts = assemble_parts(per_volume)
         with clock.stage("export"):
             return self._export(image, output_dir, params, parts, clock.timings)

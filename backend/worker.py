@@ -38,7 +38,6 @@ JOB_FIELDS = {"prepare": ("image", "output"), "generate": ("image", "output_dir"
 CONTROL_FIELDS = {"cancel": ("job",), "status": (), "shutdown": ()}
 REQUEST_FIELDS = {**JOB_FIELDS, **CONTROL_FIELDS}
 PROTOCOL_HINT = "see backend/PROTOCOL.md: one JSON object per line with an id and a type"
-PARAMS_HINT = "see the parameter table of backend/PROTOCOL.md"
 
 
 class ProtocolError(PartPackerError):
@@ -112,12 +111,7 @@ def generation_params(request: Request) -> GenerationParams:
     values = request.fields.get("params", {})
     if not isinstance(values, dict):
         raise ProtocolError(f'"params" must be a JSON object, got {values!r}', PROTOCOL_HINT)
-    try:
-        return GenerationParams.from_dict(values)
-    except BadInputError as error:
-        if error.hint:
-            raise
-        raise BadInputError(error.message, PARAMS_HINT) from error
+    return GenerationParams.from_dict(values)
 
 
 def event_line(event: str, request_id: str | None, **fields: Any) -> str:

@@ -109,6 +109,13 @@ def _start_reader(stream: IO[str] | None, sink, name: str) -> threading.Thread:
 
 def child_environment(python_path: Path, extra: dict[str, str]) -> dict[str, str]:
     """Blender's environment for the backend's own Python: the backend package importable,
-    unbuffered output, and nothing of Blender's Python settings (PYTHONHOME, PYTHONPATH)."""
+    unbuffered output, no bytecode written into the (installed) extension folder, and nothing of
+    Blender's Python settings (PYTHONHOME, PYTHONPATH)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    return {**env, **extra, "PYTHONPATH": str(python_path), "PYTHONUNBUFFERED": "1"}
+    return {
+        **env,
+        **extra,
+        "PYTHONPATH": str(python_path),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
