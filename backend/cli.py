@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 PROG = "python -m backend"
 MODEL_CONFIG_ENV = "PARTPACKER_MODEL_CONFIG"
+WEIGHTS_CACHE_ENV = "PARTPACKER_WEIGHTS_CACHE"
 # Where the command line's default differs from the protocol's (PARAM_RANGES).
 CLI_DEFAULT_NOTES = {"randomize_seed": "default: on, off when --seed is given"}
 
@@ -157,6 +158,14 @@ def settings_arguments() -> ArgumentParser:
         help="keep the image encoder in host memory except while it runs (less GPU memory)",
     )
     group.add_argument(
+        "--weights-cache",
+        type=Path,
+        default=os.environ.get(WEIGHTS_CACHE_ENV) or None,
+        metavar="DIR",
+        help="keep converted copies of the checkpoints here: later starts map them straight to "
+        f"the device (default: ${WEIGHTS_CACHE_ENV}, else no cache)",
+    )
+    group.add_argument(
         "--decode-strategy",
         default="surface",
         metavar="NAME",
@@ -274,6 +283,7 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         rembg_model=args.rembg_model,
         rembg_model_path=args.rembg_model_path,
         low_memory=args.low_memory,
+        weights_cache=args.weights_cache,
         decode_strategy=args.decode_strategy,
     )
 

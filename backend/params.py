@@ -21,8 +21,9 @@ class ParamRange:
 
     def range_text(self) -> str:
         """ "between 1 and 100", with whole numbers written out in full."""
-        kind = int if isinstance(self.default, int) else float
-        return f"between {kind(self.low)} and {kind(self.high)}"
+        if isinstance(self.default, int):
+            return f"between {int(self.low)} and {int(self.high)}"
+        return f"between {self.low:g} and {self.high:g}"
 
 
 # One table drives validation, the command line and the protocol documentation.

@@ -28,6 +28,7 @@ from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normal
 from .params import GenerationParams
 from .parts import Part, assemble_parts
 from .sampling import DEFAULT_SHIFT, initial_noise, sample
+from .weight_cache import load_weights_cached
 from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ CancelCheck = Callable[[], bool]
 @dataclass(frozen=True)
 class PipelineSettings:
     weights_dir: Path | None = None
+    weights_cache: Path | None = None
+    """Folder for converted copies of the checkpoints (fast cold starts); None: no cache."""
     cache_dir: Path | None = None
     revision: str | None = None
     device: str = "auto"
@@ -184,19 +187,28 @@ class PartPackerPipeline:
             self.models = self._load_models(files, step)
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
-        device, dtype = self.placement.device, self.placement.dtype
+        device = self.placement.device
         with torch.device("meta"):
             dinov2 = DINOv2(self.configs.dinov2)
             dit = DiT(self.configs.dit)
             vae = VAE(self.configs.vae)
         dino_device = "cpu" if self.settings.low_memory else device
-        load_weights(dinov2, files.dinov2, dtype=dtype, device=dino_device)
+        self._load(dinov2, files.dinov2, "", dino_device)
         step(1, 3)
-        load_weights(dit, files.flow, prefix="dit.", dtype=dtype, device=device)
+        self._load(dit, files.flow, "dit.", device)
         step(2, 3)
-        load_weights(vae, files.vae, dtype=dtype, device=device)
+        self._load(vae, files.vae, "", device)
         step(3, 3)
         return Models(dinov2, dit, vae)
+
+    def _load(self, module: torch.nn.Module, path: Path, prefix: str, device: Any) -> None:
+        dtype, cache_dir = self.placement.dtype, self.settings.weights_cache
+        if cache_dir is None:
+            load_weights(module, path, prefix=prefix, dtype=dtype, device=device)
+        else:
+            load_weights_cached(
+                module, path, cache_dir=cache_dir, prefix=prefix, dtype=dtype, device=device
+            )
 
     def unload(self) -> int:
         """Drop the models; returns the device bytes that freed (0 on the CPU)."""
