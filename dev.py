@@ -75,7 +75,7 @@ def demo(args: argparse.Namespace) -> int:
     doctor = subprocess.run([str(backend_python), "-m", "backend", "doctor", *weights], cwd=ROOT)
     if doctor.returncode != 0:
         print(
-            "\nThe model weights are not here yet. Fetch them (about 6 GB) with\n"
+            "\nThe model weights are not here yet. Fetch them (about 11 GB) with\n"
             f"  {backend_python} -m backend download\n"
             "or point --weights-dir at a folder holding flow.pt, vae.pt and model.safetensors,\n"
             "then run `python3 dev.py demo` again.",

@@ -1,7 +1,7 @@
 """Importing 100 parts / ~1M triangles into Blender: our importer vs Blender's glTF importer vs
 from_pydata. Runs with the Blender environment's Python (the bpy module):
 
-    /tmp/venv-bl/bin/python bench/import_parts.py [--parts 100] [--repeats 3]
+    .venv/blender/bin/python bench/import_parts.py [--parts 100] [--repeats 3]
 
 Each method builds the same objects from scratch in an empty file; the best of `repeats` runs
 is reported. The GLB is the scene our importer made, written by Blender's own glTF exporter.

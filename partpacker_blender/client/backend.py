@@ -56,6 +56,9 @@ class WorkerSettings:
     weights_dir: Path | None = None
     cache_dir: Path | None = None
     device: str = "auto"
+    low_memory: bool = False
+    weights_cache: Path | None = None
+    """Folder for the backend's converted copy of the weights (None: no cache)."""
     env: dict[str, str] = field(default_factory=dict)
     hang_timeout: float = 600.0
     """Seconds without any event while a job runs before the worker counts as hung."""
@@ -75,6 +78,10 @@ class WorkerSettings:
             command += ["--weights-dir", str(self.weights_dir)]
         elif self.cache_dir is not None:
             command += ["--repo-cache", str(self.cache_dir)]
+        if self.low_memory:
+            command.append("--low-memory")
+        if self.weights_cache is not None:
+            command += ["--weights-cache", str(self.weights_cache)]
         return command
 
 

@@ -17,7 +17,8 @@ os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="partpacker-blend
 import bpy  # bpy must see BLENDER_USER_RESOURCES first
 from addon_setup import REPO_ROOT, addon_preferences, disable_addon, enable_addon
 
-DEFAULT_BACKEND_PYTHON = "/tmp/venv-be/bin/python"
+DEFAULT_BACKEND_PYTHON = REPO_ROOT / ".venv" / "backend" / "bin" / "python"
+"""The environment `python3 dev.py test` builds."""
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,9 @@ def empty_file(addon) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def backend_python() -> Path:
     python = Path(os.environ.get("PARTPACKER_BACKEND_PYTHON", DEFAULT_BACKEND_PYTHON))
-    assert python.is_file(), f"no backend Python at {python}: set PARTPACKER_BACKEND_PYTHON"
+    assert python.is_file(), (
+        f"no backend Python at {python}: run `python3 dev.py test` or set PARTPACKER_BACKEND_PYTHON"
+    )
     return python
 
 

@@ -141,6 +141,22 @@ def test_free_memory_then_generate_again(addon, backend):
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
 
 
+def test_low_memory_and_fast_start_cache_reach_the_worker(addon, backend, prefs):
+    prefs.low_memory = True
+    prefs.fast_start_cache = True
+    try:
+        command = addon.preferences.worker_settings().command()
+        assert "--low-memory" in command
+        cache = Path(command[command.index("--weights-cache") + 1])
+        assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+        assert backend.last_task.error is None
+        converted = sorted(p.name.split("-")[0] for p in cache.glob("*.safetensors"))
+        assert converted == ["flow", "model", "vae"]
+    finally:
+        prefs.low_memory = False
+        prefs.fast_start_cache = False
+
+
 def test_python_api_and_rerun_from_a_selected_part(addon, backend):
     parts = addon.api.generate(str(ROBOT), seed=11, randomize_seed=False, **QUICK)
     assert parts and all(p.name.startswith("robot_part_") for p in parts)

@@ -72,6 +72,7 @@ def test_preferences_defaults(addon, prefs):
     assert prefs.device == "auto"
     assert prefs.weights_source == "HF_CACHE"
     assert prefs.keep_loaded_minutes == 10
+    assert not prefs.low_memory and not prefs.fast_start_cache
 
 
 def test_random_seed_operator_changes_the_seed_within_range(addon):
