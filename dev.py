@@ -62,7 +62,9 @@ def test(pytest_args: list[str]) -> int:
         [backend_python, "-m", "pytest", "tests/backend", *pytest_args],
         [blender_python, "-m", "pytest", "tests/blender", *pytest_args],
     ]
-    codes = [subprocess.run([str(c) for c in suite], cwd=ROOT, env=env).returncode for suite in suites]
+    codes = [
+        subprocess.run([str(c) for c in suite], cwd=ROOT, env=env).returncode for suite in suites
+    ]
     print(f"suites exit codes: backend {codes[0]}, blender {codes[1]}", flush=True)
     return max(codes)
 
@@ -83,16 +85,24 @@ def demo(args: argparse.Namespace) -> int:
         )
         return doctor.returncode
     output = ROOT / "outputs" / "demo"
-    run(backend_python, "-m", "backend", "generate", EXAMPLE_IMAGE, "-o", output, *weights, cwd=ROOT)
+    run(
+        backend_python, "-m", "backend", "generate", EXAMPLE_IMAGE, "-o", output, *weights, cwd=ROOT
+    )
     print(f"\nParts written to {output}; in Blender: PartPacker panel > Import folder.", flush=True)
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo_parser = sub.add_parser("demo", help="set up, build the extension, generate from the example")
-    demo_parser.add_argument("--weights-dir", help="local folder with the weights (default: HF cache)")
+    demo_parser = sub.add_parser(
+        "demo", help="set up, build the extension, generate from the example"
+    )
+    demo_parser.add_argument(
+        "--weights-dir", help="local folder with the weights (default: HF cache)"
+    )
     test_parser = sub.add_parser("test", help="set up both environments and run every test")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
     args = parser.parse_args()

@@ -20,10 +20,14 @@ class ParamRange:
     help: str = ""
 
     def range_text(self) -> str:
-        """ "between 1 and 100", with whole numbers written out in full."""
-        if isinstance(self.default, int):
-            return f"between {int(self.low)} and {int(self.high)}"
-        return f"between {self.low:g} and {self.high:g}"
+        """ "between 1 and 100"."""
+        assert self.low is not None and self.high is not None, "a switch has no range"
+        return f"between {plain_number(self.low)} and {plain_number(self.high)}"
+
+
+def plain_number(value: float) -> str:
+    """Whole numbers written out in full (2147483647, not 2.14748e+09), others short (0.2)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 # One table drives validation, the command line and the protocol documentation.

@@ -10,9 +10,9 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,6 +68,9 @@ class PipelineSettings:
     """Points per VAE query; None sizes chunks from free device memory."""
     reuse_query_context: bool = True
     """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
+    compile_dit: bool = False
+    """Run the DiT through torch.compile: fused kernels for every later step, but the first job
+    pays the compilation (tens of seconds, again for each new batch shape)."""
 
     def __post_init__(self) -> None:
         if self.decode_strategy not in COARSE_TO_FINE:
@@ -165,7 +168,7 @@ class PartPackerPipeline:
         self.preparer = ImagePreparer(
             BackgroundRemover(settings.rembg_model, settings.rembg_model_path)
         )
-        self.models = models
+        self.models = self._compiled(models) if models else None
 
     def device_report(self) -> dict[str, Any]:
         return self.placement.report()
@@ -184,7 +187,7 @@ class PartPackerPipeline:
                 cache_dir=self.settings.cache_dir,
                 revision=self.settings.revision,
             )
-            self.models = self._load_models(files, step)
+            self.models = self._compiled(self._load_models(files, step))
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
         device = self.placement.device
@@ -200,6 +203,12 @@ class PartPackerPipeline:
         self._load(vae, files.vae, "", device)
         step(3, 3)
         return Models(dinov2, dit, vae)
+
+    def _compiled(self, models: Models) -> Models:
+        """`models` with the DiT compiled when the settings ask for it; the caller's untouched."""
+        if not self.settings.compile_dit:
+            return models
+        return replace(models, dit=cast(DiT, torch.compile(models.dit)))
 
     def _load(self, module: torch.nn.Module, path: Path, prefix: str, device: Any) -> None:
         dtype, cache_dir = self.placement.dtype, self.settings.weights_cache
@@ -324,15 +333,20 @@ class PartPackerPipeline:
         chunk_size = self.settings.query_chunk_size or query_chunk_size(
             self.placement, self.configs.vae
         )
-        with clock.stage("decode", levels * len(volumes)) as step:
+        total = levels * len(volumes)
+        with clock.stage("decode", total) as step:
             for index, part_latent in enumerate(volumes):
+
+                def on_level(done: int, _: int, first: int = index * levels) -> None:
+                    step(first + done, total)
+
                 grid = decode(
                     vae_field(self.models.vae, part_latent, self.settings.reuse_query_context),
                     resolution,
                     MIN_RESOLUTION,
                     chunk_size,
                     self.placement.device,
-                    on_level=lambda done, _, index=index: step(index * levels + done, 2 * levels),
+                    on_level=on_level,
                     should_cancel=clock.should_cancel,
                 )
                 grids.append(grid.cpu().numpy())

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.cli import build_parser, settings_from_args
 from backend.params import PARAM_RANGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,11 +89,15 @@ def test_every_command_has_help(command: str) -> None:
 
 def test_generate_help_documents_every_parameter_with_default_and_range() -> None:
     text = " ".join(run_backend("generate", "--help").stdout.split())
-    for name, spec in PARAM_RANGES.items():
-        flag = "--" + name.replace("_", "-")
-        assert flag in text
-        if spec.low is not None:
-            assert f"{spec.low:g}-" in text or f"{int(spec.low)}-" in text
+    for name in PARAM_RANGES:
+        assert "--" + name.replace("_", "-") in text
+    for demo_range in (
+        "(default 50, between 1 and 100)",
+        "(default 7, between 2 and 10)",
+        "(default 0, between 0 and 2147483647)",
+        "(default 100000, between 10000 and 1000000)",
+    ):
+        assert demo_range in text
     for flag in ("--weights-dir", "--cache-dir", "--revision", "--device", "--model-config"):
         assert flag in text
     assert "--no-randomize-seed" in text
@@ -160,6 +165,19 @@ def test_prepare_into_an_unwritable_place_exits_5(rgba_image: Path, tmp_path: Pa
     blocker.write_text("not a folder")
     completed = run_backend("prepare", rgba_image, "-o", blocker / "preview.png")
     assert_one_line_error(completed, EXIT_OUTPUT, "preview")
+
+
+def test_model_options_reach_the_pipeline_settings(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            *("generate", "x.png", "-o", str(tmp_path), "--low-memory", "--compile"),
+            *("--decode-strategy", "hierarchical", "--weights-cache", str(tmp_path / "cache")),
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings.low_memory and settings.compile_dit
+    assert settings.decode_strategy == "hierarchical"
+    assert settings.weights_cache == tmp_path / "cache"
 
 
 def test_generate_end_to_end_with_tiny_weights(

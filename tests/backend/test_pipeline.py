@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from backend.errors import BadInputError, Cancelled
 from backend.export import read_npz
+from backend.models import normalize_image
 from backend.params import GenerationParams
-from backend.pipeline import PartPackerPipeline, Progress
+from backend.pipeline import PartPackerPipeline, PipelineSettings, Progress
+from backend.sampling import initial_noise, sample
 
 QUICK = {"steps": 3, "grid_res": 32, "randomize_seed": False}
 
@@ -100,3 +104,23 @@ def test_a_fully_transparent_image_is_refused(tiny_pipeline, tmp_path: Path) -> 
     Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(empty)
     with pytest.raises(BadInputError, match="transparent"):
         tiny_pipeline.generate(empty, tmp_path / "out", GenerationParams(**QUICK))
+
+
+def test_a_compiled_dit_samples_what_the_eager_one_does(
+    tiny_pipeline: PartPackerPipeline,
+    tiny_settings: PipelineSettings,
+    object_image: Path,
+    tmp_path: Path,
+) -> None:
+    tiny_pipeline.load()
+    eager = tiny_pipeline.models
+    compiled = PartPackerPipeline(replace(tiny_settings, compile_dit=True), eager)
+    assert compiled.models.dit is not eager.dit, "the caller's models stay as they were"
+    with torch.no_grad():
+        cond = eager.dinov2.condition(normalize_image(torch.rand(1, 3, 518, 518)))
+    shape = (1, eager.dit.config.sequence_length, eager.dit.config.latent_dim)
+    noise = initial_noise(0, shape)
+    expected = sample(eager.dit, cond, noise, 3, 7.0)
+    torch.testing.assert_close(sample(compiled.models.dit, cond, noise, 3, 7.0), expected)
+    result = compiled.generate(object_image, tmp_path, GenerationParams(seed=11, **QUICK))
+    assert len(read_npz(result.npz)) >= 2
