@@ -7,9 +7,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from .child_python import NO_CONSOLE_WINDOW, backend_environment
 from .client import BackendUnavailable, WorkerSettings
 from .client.backend import check_backend_files
-from .client.process import child_environment
 
 DOCTOR_TIMEOUT = 180.0
 
@@ -40,10 +40,11 @@ def run_doctor(settings: WorkerSettings) -> DoctorReport:
         completed = subprocess.run(
             doctor_command(settings),
             cwd=settings.backend_root,
-            env=child_environment(settings.backend_root, settings.env),
+            env=backend_environment(settings.backend_root, settings.env),
             capture_output=True,
             text=True,
             timeout=DOCTOR_TIMEOUT,
+            creationflags=NO_CONSOLE_WINDOW,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise BackendUnavailable(f"the backend check could not run: {error}") from error

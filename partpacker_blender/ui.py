@@ -88,12 +88,17 @@ def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) 
     row.operator("partpacker.free_memory", text="", icon="TRASH")
 
 
-class PARTPACKER_PT_main(bpy.types.Panel):
-    bl_label = "PartPacker"
-    bl_idname = "PARTPACKER_PT_main"
+class SidebarPanel:
+    """Where every PartPacker panel lives: 3D Viewport > Sidebar (N) > PartPacker."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "PartPacker"
+
+
+class PARTPACKER_PT_main(SidebarPanel, bpy.types.Panel):
+    bl_label = "PartPacker"
+    bl_idname = "PARTPACKER_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -122,12 +127,9 @@ class PARTPACKER_PT_main(bpy.types.Panel):
         draw_backend_status(layout, context)
 
 
-class PARTPACKER_PT_advanced(bpy.types.Panel):
+class PARTPACKER_PT_advanced(SidebarPanel, bpy.types.Panel):
     bl_label = "Advanced"
     bl_idname = "PARTPACKER_PT_advanced"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PartPacker"
     bl_parent_id = "PARTPACKER_PT_main"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
 
@@ -142,12 +144,9 @@ class PARTPACKER_PT_advanced(bpy.types.Panel):
         layout.prop(settings, "guidance_fraction")
 
 
-class PARTPACKER_PT_output(bpy.types.Panel):
+class PARTPACKER_PT_output(SidebarPanel, bpy.types.Panel):
     bl_label = "Output"
     bl_idname = "PARTPACKER_PT_output"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PartPacker"
     bl_parent_id = "PARTPACKER_PT_main"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
 
@@ -161,12 +160,9 @@ class PARTPACKER_PT_output(bpy.types.Panel):
         layout.operator("partpacker.import_folder", icon="FILE_FOLDER")
 
 
-class PARTPACKER_PT_result(bpy.types.Panel):
+class PARTPACKER_PT_result(SidebarPanel, bpy.types.Panel):
     bl_label = "Selected Result"
     bl_idname = "PARTPACKER_PT_result"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PartPacker"
     bl_parent_id = "PARTPACKER_PT_main"
 
     @classmethod

@@ -16,7 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .process import END_OF_STREAM, WorkerProcess, child_environment
+from ..child_python import backend_environment
+from .process import END_OF_STREAM, WorkerProcess
 from .protocol import (
     PROTOCOL_VERSION,
     Hello,
@@ -232,7 +233,7 @@ class BackendClient:
 
     def _start(self, settings: WorkerSettings) -> None:
         check_backend_files(settings)
-        env = child_environment(settings.backend_root, settings.env)
+        env = backend_environment(settings.backend_root, settings.env)
         self._process = WorkerProcess(settings.command(), settings.backend_root, env)
         self._settings = settings
         self._started_at = self._last_activity = self._clock()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import queue
 import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+
+from ..child_python import NO_CONSOLE_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class WorkerProcess:
             encoding="utf-8",
             errors="replace",
             bufsize=1,
+            creationflags=NO_CONSOLE_WINDOW,
         )
         self._threads = [
             _start_reader(self._popen.stdout, self.lines.put, "stdout"),
@@ -105,17 +107,3 @@ def _start_reader(stream: IO[str] | None, sink, name: str) -> threading.Thread:
     thread = threading.Thread(target=read, name=f"partpacker-worker-{name}", daemon=True)
     thread.start()
     return thread
-
-
-def child_environment(python_path: Path, extra: dict[str, str]) -> dict[str, str]:
-    """Blender's environment for the backend's own Python: the backend package importable,
-    unbuffered output, no bytecode written into the (installed) extension folder, and nothing of
-    Blender's Python settings (PYTHONHOME, PYTHONPATH)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    return {
-        **env,
-        **extra,
-        "PYTHONPATH": str(python_path),
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import tomllib
 
+from ..child_python import other_python_environment
 from .errors import SetupError
-from .runner import RunStatus, Step, other_python_environment
+from .runner import RunStatus, Step
 from .torch_build import TorchBuild
 
 REQUIREMENTS_FILE = "requirements.txt"

@@ -13,8 +13,8 @@ import bpy
 from bpy.props import StringProperty
 
 from ..backend_check import doctor_command, parse_doctor_output
+from ..child_python import backend_environment
 from ..client.backend import BackendUnavailable, check_backend_files
-from ..client.process import child_environment
 from ..preferences import backend_root, get_preferences, user_folder, worker_settings
 from ..session import current as current_session
 from . import state
@@ -48,7 +48,7 @@ def start_check(python: Path) -> None:
         doctor_command(settings),
         check_exit=keep_report,
         cwd=settings.backend_root,
-        env=child_environment(settings.backend_root, settings.env),
+        env=backend_environment(settings.backend_root, settings.env),
     )
     state.current().start([step])
 
@@ -232,7 +232,7 @@ class PARTPACKER_OT_download_weights(bpy.types.Operator):
         step = download_step(
             settings.python,
             settings.backend_root,
-            child_environment(settings.backend_root, settings.env),
+            backend_environment(settings.backend_root, settings.env),
             local_dir=settings.weights_dir,
             cache_dir=settings.cache_dir,
         )

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..child_python import NO_CONSOLE_WINDOW, other_python_environment
 from .errors import SetupError
-from .runner import NO_CONSOLE_WINDOW, other_python_environment
 
 MIN_VERSION = (3, 10)
 NEWEST_SUPPORTED = (3, 13)

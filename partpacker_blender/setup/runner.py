@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import queue
 import subprocess
 import threading
@@ -19,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..child_python import NO_CONSOLE_WINDOW
+
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2
-NO_CONSOLE_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-"""Windows opens a console window for each child of a GUI program unless told not to."""
-BLENDER_PYTHON_SETTINGS = ("PYTHONHOME", "PYTHONPATH")
 STOP_GRACE = 5.0
 TAIL_LINES = 200
 _END = None
@@ -199,13 +197,6 @@ class StepRunner:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def other_python_environment() -> dict[str, str]:
-    """This process's environment for a different Python: without Blender's Python settings,
-    with unbuffered output so lines arrive as they are printed."""
-    env = {k: v for k, v in os.environ.items() if k not in BLENDER_PYTHON_SETTINGS}
-    return {**env, "PYTHONUNBUFFERED": "1"}
 
 
 def _start_reader(

@@ -53,3 +53,14 @@ def object_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("images") / "two_shapes.png"
     Image.fromarray(pixels).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_flags(tiny_weights: Path, rembg_model: Path) -> list[str]:
+    """Command-line options of `python -m backend ...` for the tiny weights on the CPU."""
+    return [
+        *("--weights-dir", str(tiny_weights)),
+        *("--model-config", str(tiny_weights / "model_config.json")),
+        *("--device", "cpu"),
+        *("--rembg-model-path", str(rembg_model)),
+    ]

@@ -46,20 +46,6 @@ def assert_one_line_error(completed: subprocess.CompletedProcess, code: int, *wo
 
 
 @pytest.fixture(scope="module")
-def tiny_flags(tiny_weights: Path, rembg_model: Path) -> list[str]:
-    return [
-        "--weights-dir",
-        str(tiny_weights),
-        "--model-config",
-        str(tiny_weights / "model_config.json"),
-        "--device",
-        "cpu",
-        "--rembg-model-path",
-        str(rembg_model),
-    ]
-
-
-@pytest.fixture(scope="module")
 def rgba_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A red disc on a transparent background: prepared without rembg."""
     yy, xx = np.mgrid[:200, :240]

@@ -29,24 +29,21 @@ def test_cached_load_equals_the_direct_load(tiny_weights: Path, configs, tmp_pat
     direct = load_weights(
         meta_dit(configs), flow, prefix="dit.", dtype=torch.bfloat16, device="cpu"
     )
-    first = load_weights_cached(
-        meta_dit(configs),
-        flow,
-        cache_dir=tmp_path,
-        prefix="dit.",
-        dtype=torch.bfloat16,
-        device="cpu",
-    )
+
+    def load_cached() -> torch.nn.Module:
+        return load_weights_cached(
+            meta_dit(configs),
+            flow,
+            cache_dir=tmp_path,
+            prefix="dit.",
+            dtype=torch.bfloat16,
+            device="cpu",
+        )
+
+    first = load_cached()
     cached = cache_path(flow, torch.bfloat16, tmp_path)
     assert cached.is_file() and cached.suffix == ".safetensors"
-    second = load_weights_cached(
-        meta_dit(configs),
-        flow,
-        cache_dir=tmp_path,
-        prefix="dit.",
-        dtype=torch.bfloat16,
-        device="cpu",
-    )
+    second = load_cached()
     for module in (first, second):
         for (key, value), expected in zip(
             module.state_dict().items(), direct.state_dict().values(), strict=True

@@ -162,27 +162,13 @@ def assert_error(event: dict[str, Any], code: str, request_id: str | None) -> No
 
 
 @pytest.fixture(scope="module")
-def tiny_args(tiny_weights: Path, rembg_model: Path) -> list[str]:
-    return [
-        "--weights-dir",
-        str(tiny_weights),
-        "--model-config",
-        str(tiny_weights / "model_config.json"),
-        "--device",
-        "cpu",
-        "--rembg-model-path",
-        str(rembg_model),
-    ]
-
-
-@pytest.fixture(scope="module")
 def worker(
-    tiny_args: list[str], tmp_path_factory: pytest.TempPathFactory
+    tiny_flags: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerSession]:
     noise = tmp_path_factory.mktemp("noise")
     (noise / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(noise), str(REPO)])}
-    session = WorkerSession(tiny_args, env)
+    session = WorkerSession(tiny_flags, env)
     session.hello = session.next_event()
     yield session
     session.close()
@@ -407,8 +393,8 @@ def test_stdout_holds_only_protocol_events(worker: WorkerSession, tmp_path: Path
 
 
 @pytest.fixture
-def own_worker(tiny_args: list[str]) -> Iterator[WorkerSession]:
-    session = WorkerSession(tiny_args)
+def own_worker(tiny_flags: list[str]) -> Iterator[WorkerSession]:
+    session = WorkerSession(tiny_flags)
     assert session.next_event()["event"] == "hello"
     yield session
     session.close()
@@ -434,8 +420,8 @@ def test_shutdown_cancels_the_running_job_answers_and_exits_0(
     assert own_worker.process.wait(timeout=30) == 0
 
 
-def test_unusable_settings_end_the_worker_before_hello(tiny_args: list[str]) -> None:
-    session = WorkerSession([*tiny_args, "--decode-strategy", "guesswork"])
+def test_unusable_settings_end_the_worker_before_hello(tiny_flags: list[str]) -> None:
+    session = WorkerSession([*tiny_flags, "--decode-strategy", "guesswork"])
     first = session.next_event()
     assert_error(first, "bad_input", None)
     assert "guesswork" in first["message"]

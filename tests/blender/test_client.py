@@ -4,6 +4,7 @@ jobs, cancel, crash and hang are in test_end_to_end.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -157,3 +158,29 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
     assert addon.client.WorkerState.READY in states
     assert client.state is addon.client.WorkerState.STOPPED
     assert process_gone(pid)
+
+
+def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONHOME", "/blender/python")  # as Blender may set for itself
+    monkeypatch.setenv("PYTHONPATH", "/blender/modules")
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import json, os, pathlib, sys
+        pathlib.Path("environment.json").write_text(json.dumps(dict(os.environ)))
+        print(json.dumps({"event": "hello", "protocol": 1, "device_name": "CPU"}), flush=True)
+        sys.stdin.read()
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root, env={"HF_HUB_OFFLINE": "1"}))
+    client.submit("status", {})
+    deadline = time.monotonic() + 10
+    while client.state is not addon.client.WorkerState.BUSY and time.monotonic() < deadline:
+        client.poll()
+        time.sleep(0.05)
+    client.stop()
+    environment = json.loads((root / "environment.json").read_text())
+    assert "PYTHONHOME" not in environment
+    assert environment["PYTHONPATH"] == str(root)
+    assert environment["HF_HUB_OFFLINE"] == "1"
+    assert environment["PYTHONDONTWRITEBYTECODE"] == "1"
