@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
-from tqdm import tqdm
 
 from .errors import Cancelled, WeightsError
+from .hub_download import download_to_cache, download_to_folder, remote_file
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +204,11 @@ def download_weights(
 ) -> WeightFiles:
     """Fetch the three files into the Hugging Face cache (or into `local_dir`, flat).
 
-    Files already complete are not fetched again. huggingface_hub resumes a file after a
-    dropped connection within the call; a file cancelled part-way starts over next time (its
-    partial copy is deleted, never mistaken for the weights). With HF_HUB_OFFLINE set nothing
-    is fetched: the files must already be in the cache. `endpoint` is a hub mirror (default:
-    $HF_ENDPOINT, else huggingface.co). Cancelling raises `Cancelled`."""
+    Files already complete are not fetched again, and a file stopped part-way (cancelled, or
+    the connection lost) goes on from where it stopped next time; its partial copy is never
+    mistaken for the weights (hub_download.py). With HF_HUB_OFFLINE set nothing is fetched: the
+    files must already be in the cache. `endpoint` is a hub mirror (default: $HF_ENDPOINT, else
+    huggingface.co). Cancelling raises `Cancelled`."""
     if hub_offline():
         log.info("HF_HUB_OFFLINE is set: looking in the cache only")
         return _resolve_offline(cache_dir, revision, local_dir)
@@ -240,33 +240,27 @@ def _download_one(
     local_dir: Path | None,
     endpoint: str | None,
 ) -> Path:
-    from huggingface_hub import hf_hub_download
-
     tally.start(source)
     try:
-        path = Path(
-            hf_hub_download(
-                source.repo_id,
-                source.filename,
-                revision=_revision_for(source, revision),
-                cache_dir=cache_dir,
-                local_dir=local_dir,
-                endpoint=endpoint,
-                tqdm_class=_tally_bar(tally),
-            )
+        remote = remote_file(
+            source.repo_id, source.filename, _revision_for(source, revision), endpoint
         )
-    except OSError as error:  # the hub's HTTP errors and a missing cache entry are OSErrors
-        tally.raise_if_cancelled()
+        if local_dir is None:
+            path = download_to_cache(remote, cache_dir, tally)
+        else:
+            path = download_to_folder(remote, local_dir, tally)
+    except OSError as error:
         raise WeightsError(
             f"could not download {describe(source)}: {error}",
-            "check the network connection; files already downloaded are kept for the next try",
+            "check the network connection and run the download again: it goes on from where it "
+            "stopped",
         ) from error
     tally.finish(source, path.stat().st_size)
     return path
 
 
 class ByteTally:
-    """Bytes downloaded over the three files, reported as huggingface_hub's bars advance.
+    """Bytes downloaded over the three files, reported as each file's download advances.
 
     Sizes start as the approximate ones and become exact once a file's download starts."""
 
@@ -276,7 +270,6 @@ class ByteTally:
         self.done = {source.filename: 0 for source in WEIGHT_SOURCES}
         self.totals = {source.filename: source.approx_bytes for source in WEIGHT_SOURCES}
         self.current = WEIGHT_SOURCES[0].filename
-        self.cancelled = False
 
     def start(self, source: WeightSource) -> None:
         self.current = source.filename
@@ -287,16 +280,15 @@ class ByteTally:
         self.done[source.filename] = self.totals[source.filename] = size
         self.report()
 
-    def bar_started(self, total: int | None, initial: int) -> None:
-        if total:
-            self.totals[self.current] = total
-        self.done[self.current] = initial
+    def started(self, total: int, already: int) -> None:
+        self.totals[self.current] = total
+        self.done[self.current] = already
         self.report()
 
     def advance(self, size: int) -> None:
         self.done[self.current] += size
-        self.check_cancel()
         self.report()
+        self.check_cancel()
 
     def report(self) -> None:
         if self.progress is not None:
@@ -304,37 +296,7 @@ class ByteTally:
 
     def check_cancel(self) -> None:
         if self.should_cancel is not None and self.should_cancel():
-            self.cancelled = True
             raise Cancelled(f"download cancelled during {self.current}")
-
-    def raise_if_cancelled(self) -> None:
-        """A cancel raised inside a download thread can come back wrapped in another error."""
-        if self.cancelled:
-            raise Cancelled(f"download cancelled during {self.current}")
-
-
-def _tally_bar(tally: ByteTally) -> type[tqdm]:
-    """huggingface_hub takes a progress-bar class, not a callback: one that feeds `tally`."""
-
-    class TallyBar(tqdm):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True  # the caller draws its own bar from the callback
-            super().__init__(*args, **kwargs)
-            tally.bar_started(kwargs.get("total"), kwargs.get("initial", 0))
-
-        def update(self, n: float | None = 1) -> bool | None:
-            tally.advance(int(n or 0))
-            return None
-
-        # With these two, huggingface_hub feeds one bar (bytes written), not a second one for
-        # bytes received over the network, which would count every byte twice.
-        def update_transfer(self, n: float | None = 1) -> None:
-            tally.check_cancel()
-
-        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    return TallyBar
 
 
 # --- reading a checkpoint ------------------------------------------------------------------------

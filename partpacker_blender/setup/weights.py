@@ -55,7 +55,7 @@ def download_step(
 ) -> Step:
     """Fetch the weights into `local_dir`, or the Hugging Face cache (`cache_dir` or its default).
 
-    huggingface_hub resumes a partial file on the next run, so cancel-and-retry resumes."""
+    A cancelled or broken download goes on from where it stopped on the next run."""
     command = [str(python), "-u", "-m", "backend", "download"]
     if local_dir is not None:
         command += ["--local-dir", str(local_dir)]

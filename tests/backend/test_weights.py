@@ -485,6 +485,9 @@ class LocalHub:
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
         self.requests: list[tuple[str, str, str | None]] = []
+        self.tokens: list[str | None] = []
+        self.redirect_gets_to: str | None = None
+        """Another server's URL: GETs are redirected there, as the hub does to its storage."""
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -503,6 +506,12 @@ class LocalHub:
     def answer(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
         byte_range = handler.headers.get("Range")
         self.requests.append((handler.command, handler.path, byte_range))
+        self.tokens.append(handler.headers.get("Authorization"))
+        if body and self.redirect_gets_to:
+            handler.send_response(302)
+            handler.send_header("Location", self.redirect_gets_to + handler.path)
+            handler.end_headers()
+            return
         repo, _, rest = handler.path.lstrip("/").partition("/resolve/")
         content = self.files.get(f"{repo}/{rest.partition('/')[2]}")
         if content is None:
@@ -592,24 +601,69 @@ def test_cancel_between_files_then_resume(tmp_path: Path, hub: LocalHub) -> None
     assert len(hub.gets("vae.pt")) == 1
 
 
-def test_cancel_inside_a_file_never_leaves_a_half_file_as_the_weights(
-    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("into", ["cache", "folder"])
+def test_a_download_stopped_inside_a_file_goes_on_from_where_it_stopped(
+    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch, into: str
 ) -> None:
-    monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 1024)
-    cache = tmp_path / "cache"
+    monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
+    where = {"cache_dir": tmp_path / "cache", "endpoint": hub.url}
+    if into == "folder":
+        where["local_dir"] = tmp_path / "weights"
     calls: list[tuple[int, int, str]] = []
     with pytest.raises(Cancelled, match=re.escape("flow.pt")):
+        download_weights(
+            **where,
+            progress=lambda *call: calls.append(call),
+            should_cancel=lambda: bool(calls) and calls[-1][0] >= 2048,
+        )
+    flow = hub.files["nvidia/PartPacker/flow.pt"]
+    stopped_at = calls[-1][0]
+    assert 2048 <= stopped_at < len(flow)
+    with pytest.raises(WeightsError, match=re.escape("flow.pt")):
+        resolve_weights(where.get("local_dir"), cache_dir=tmp_path / "cache")
+
+    calls.clear()
+    files = download_weights(**where, progress=lambda *call: calls.append(call))
+    assert files.flow.read_bytes() == flow
+    assert hub.gets("flow.pt")[-1] == f"bytes={stopped_at}-"
+    counted = [done for done, _, name in calls if name == "flow.pt" and done]
+    assert counted[0] == stopped_at, "progress goes on from the bytes already there"
+    assert resolve_weights(where.get("local_dir"), cache_dir=tmp_path / "cache") == files
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_damaged_partial_file_is_thrown_away_not_used(
+    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
+    cache = tmp_path / "cache"
+    calls: list[tuple[int, int, str]] = []
+    with pytest.raises(Cancelled):
         download_weights(
             cache_dir=cache,
             endpoint=hub.url,
             progress=lambda *call: calls.append(call),
             should_cancel=lambda: bool(calls) and calls[-1][0] >= 2048,
         )
-    assert calls[-1][0] < len(hub.files["nvidia/PartPacker/flow.pt"])
-    with pytest.raises(WeightsError, match=re.escape("flow.pt")):
-        resolve_weights(cache_dir=cache)
+    (partial,) = cache.rglob("*.partial")
+    partial.write_bytes(b"\0" * partial.stat().st_size)
+    with pytest.raises(WeightsError, match="damaged"):
+        download_weights(cache_dir=cache, endpoint=hub.url)
+    assert not partial.exists()
     files = download_weights(cache_dir=cache, endpoint=hub.url)
     assert files.flow.read_bytes() == hub.files["nvidia/PartPacker/flow.pt"]
+
+
+def test_the_hub_token_never_follows_a_redirect_to_storage(
+    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    with LocalHub(hub.files) as storage:
+        hub.redirect_gets_to = storage.url.replace("127.0.0.1", "localhost")
+        files = download_weights(cache_dir=tmp_path / "cache", endpoint=hub.url)
+    assert files.vae.read_bytes() == hub.files["nvidia/PartPacker/vae.pt"]
+    assert "Bearer hf_secret" in hub.tokens, "the hub itself gets the token"
+    assert storage.gets("vae.pt") and set(storage.tokens) == {None}
 
 
 def test_unreachable_hub_is_a_weights_error(tmp_path: Path, hub: LocalHub) -> None:
