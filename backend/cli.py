@@ -235,7 +235,7 @@ def add_parameter_arguments(parser: ArgumentParser) -> None:
                 flag,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{spec.help} ({note})",
+                help=as_help(f"{spec.help} ({note})"),
             )
         else:
             group.add_argument(
@@ -244,7 +244,12 @@ def add_parameter_arguments(parser: ArgumentParser) -> None:
 
 
 def parameter_help(spec: ParamRange) -> str:
-    return f"{spec.help} (default {plain_number(spec.default)}, {spec.range_text()})"
+    return as_help(f"{spec.help} (default {plain_number(spec.default)}, {spec.range_text()})")
+
+
+def as_help(text: str) -> str:
+    """argparse formats help texts with %: a literal one is written twice."""
+    return text.replace("%", "%%")
 
 
 def number(text: str) -> int | float:
@@ -290,12 +295,9 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .image import load_image
-
-    params = params_from_args(args)
-    load_image(args.image)  # a wrong path fails before gigabytes of weights load
     from .pipeline import PartPackerPipeline
 
+    params = params_from_args(args)
     pipeline = PartPackerPipeline(settings_from_args(args))
     with StageBars() as bars:
         result = pipeline.generate(args.image, args.output, params, on_progress=bars)

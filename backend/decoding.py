@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .errors import Cancelled
+from .errors import CancelCheck, Cancelled
 from .models import VAE
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,11 @@ Field = Callable[[torch.Tensor], torch.Tensor]
 """Maps float32 points [N, 3] to float32 values [N]."""
 
 LevelCallback = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
 Mode = Literal["dense", "hierarchical", "surface"]
 
 DEFAULT_CHUNK_SIZE = 8192
+MIN_RESOLUTION = 64
+"""The official decoder's bound on its coarsest level: 384 decodes at 96, 192 and 384."""
 MIN_CHUNK_SIZE = 1024
 UNQUERIED = -100.0
 BAND = 0.95
@@ -213,7 +214,7 @@ def decode_grid(
     vae: VAE,
     latent: torch.Tensor,
     resolution: int,
-    min_resolution: int = 64,
+    min_resolution: int = MIN_RESOLUTION,
     mode: Mode = "hierarchical",
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,

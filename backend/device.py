@@ -36,8 +36,8 @@ def mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
-def choose_placement(device: str = "auto", dtype: str | None = None) -> Placement:
-    """`auto` picks CUDA (bf16), else MPS (bf16), else CPU (fp32). `dtype` overrides."""
+def choose_placement(device: str = "auto") -> Placement:
+    """`auto` picks CUDA (bf16), else MPS (bf16), else CPU (fp32)."""
     if device not in DEVICE_CHOICES:
         raise BadInputError(
             f"unknown device {device!r}", f"choose one of {', '.join(DEVICE_CHOICES)}"
@@ -52,12 +52,4 @@ def choose_placement(device: str = "auto", dtype: str | None = None) -> Placemen
     if device == "mps" and not mps_available():
         raise BadInputError("Apple MPS was requested but is not available", "choose auto or cpu")
     chosen = torch.device("cuda:0" if device == "cuda" else device)
-    default_dtype = torch.float32 if chosen.type == "cpu" else torch.bfloat16
-    return Placement(chosen, _parse_dtype(dtype) if dtype else default_dtype)
-
-
-def _parse_dtype(name: str) -> torch.dtype:
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in dtypes:
-        raise BadInputError(f"unknown dtype {name!r}", f"choose one of {', '.join(dtypes)}")
-    return dtypes[name]
+    return Placement(chosen, torch.float32 if chosen.type == "cpu" else torch.bfloat16)

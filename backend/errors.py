@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+CancelCheck = Callable[[], bool]
+"""Asked between steps of long work: True once the job should stop (the work raises Cancelled)."""
+
 
 class PartPackerError(Exception):
     """Base class of every error the user can act on. `code` is stable and machine-readable."""

@@ -3,11 +3,10 @@ parts.npz (the same parts as arrays, backend/PROTOCOL.md §parts.npz), written a
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -15,6 +14,7 @@ from trimesh.visual import TextureVisuals
 from trimesh.visual.material import PBRMaterial
 
 from .errors import BadInputError, OutputError
+from .files import write_atomically
 from .parts import Part, as_color
 
 GLTF_AXES = [1, 2, 0]
@@ -65,7 +65,7 @@ def write_glb(parts: list[Part], path: Path) -> Path:
             material["pbrMetallicRoughness"]["baseColorFactor"] = exact_colors[material["name"]]
 
     glb = trimesh.exchange.gltf.export_glb(scene, tree_postprocessor=set_exact_colors)
-    return _write_atomically(Path(path), lambda file: file.write(glb))
+    return _write_output(Path(path), lambda temporary: temporary.write_bytes(glb))
 
 
 def write_npz(parts: list[Part], path: Path) -> Path:
@@ -81,7 +81,17 @@ def write_npz(parts: list[Part], path: Path) -> Path:
         "volumes": np.array([part.volume for part in parts], dtype=np.int32),
         "names": np.array([part.name for part in parts], dtype=np.str_),
     }
-    return _write_atomically(Path(path), lambda file: np.savez(file, **arrays))
+
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as file:  # a file name without .npz would get one appended
+            np.savez(file, **arrays)
+
+    return _write_output(Path(path), save)
+
+
+def write_json(record: dict[str, Any], path: Path) -> Path:
+    text = json.dumps(record, indent=1)
+    return _write_output(Path(path), lambda temporary: temporary.write_text(text))
 
 
 def read_npz(path: Path) -> list[Part]:
@@ -113,25 +123,11 @@ def _concatenate(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate([np.zeros((0, 3), dtype), *arrays]).astype(dtype)
 
 
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write through a temporary file in the same folder, then rename: readers never see a
-    half-written file."""
+def _write_output(path: Path, write: Callable[[Path], object]) -> Path:
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        return write_atomically(path, write)
     except OSError as error:
-        raise OutputError(
-            f"cannot write {path.name} in {path.parent}: {error.strerror or error}",
-            "choose an output folder that exists and that you can write to",
-        ) from error
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from other users
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
         raise OutputError(
             f"cannot write {path}: {error.strerror or error}",
-            "check the free disk space and the folder's permissions",
+            "choose an output folder that exists, that you can write to, with free disk space",
         ) from error
-    return path

@@ -10,12 +10,14 @@ is one, as for every LFS file) before it takes its place:
 * in a Hugging Face cache, in the hub's own layout (blobs/<etag>, snapshots/<commit>/<filename>
   pointing at it, refs/<revision>), where huggingface_hub finds it as if it had fetched it.
 
-Every failure is an OSError (huggingface_hub's HTTP errors are OSErrors too).
+Every failure is an OSError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import re
 import shutil
 import urllib.request
@@ -57,7 +59,12 @@ def remote_file(
 
     revision = revision or "main"
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
-    metadata = get_hf_file_metadata(url, endpoint=endpoint)
+    try:
+        metadata = get_hf_file_metadata(url, endpoint=endpoint)
+    except OSError:
+        raise
+    except transport_errors() as error:
+        raise OSError(f"cannot reach {urlsplit(url).netloc}: {error}") from error
     if metadata.size is None or not metadata.etag or not metadata.commit_hash:
         raise OSError(f"the hub did not say the size, ETag and commit of {url}")
     return RemoteFile(
@@ -70,6 +77,16 @@ def remote_file(
         commit=metadata.commit_hash,
         hub_host=urlsplit(url).netloc,
     )
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """huggingface_hub's HTTP library raises its own errors for a refused connection or a
+    timeout, not OSErrors: httpx under huggingface_hub 1.x, httpx2 under 2.x."""
+    errors = []
+    for library in ("httpx", "httpx2"):
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(library).HTTPError)
+    return tuple(errors)
 
 
 def download_to_folder(remote: RemoteFile, folder: Path, counter: ByteCounter) -> Path:

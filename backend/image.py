@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
+from .files import write_atomically
 
 if TYPE_CHECKING:
     from rembg.sessions.base import BaseSession
@@ -272,24 +272,14 @@ class PreparedImage:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _save_png_atomically(Image.fromarray(self.rgba), path)
+            image = Image.fromarray(self.rgba)
+            write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))
         except OSError as exc:
             raise OutputError(
                 f"cannot write the preview image {path}: {exc.strerror or exc}",
                 "Choose a folder you can write to, with free disk space.",
             ) from exc
         return path
-
-
-def _save_png_atomically(image: Image.Image, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class ImagePreparer:

@@ -48,7 +48,7 @@ PARAM_RANGES: dict[str, ParamRange] = {
     ),
     "remove_small_pieces": ParamRange(
         False,
-        help="the demo's clean-up: drop pieces under 5%% of the bounding-box diagonal or 25 faces",
+        help="the demo's clean-up: drop pieces under 5% of the bounding-box diagonal or 25 faces",
     ),
 }
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from . import __version__
-from .decoding import COARSE_TO_FINE, grid_levels, vae_field
+from .decoding import COARSE_TO_FINE, MIN_RESOLUTION, grid_levels, vae_field
 from .device import Placement, choose_placement
-from .errors import BadInputError, Cancelled, DeviceOutOfMemoryError, OutputError
-from .export import write_glb, write_npz
+from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError, OutputError
+from .export import write_glb, write_json, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
 from .meshing import MeshOptions, extract_mesh, mesh_parts
 from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
@@ -33,9 +33,6 @@ from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
 
-MIN_RESOLUTION = 64
-"""The official decoder's coarsest level bound: 384 decodes at 96, 192 and 384."""
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -45,7 +42,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-CancelCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -140,8 +136,13 @@ class StageClock:
         self.check_cancel()
         self.report(name, 0, total)
         start = time.perf_counter()
-        yield lambda step, steps: self.report(name, step, steps)
+        yield lambda step, steps: self.step(name, step, steps)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def step(self, stage: str, step: int, total: int) -> None:
+        """A step of a stage done: report it, then stop here if the job was cancelled."""
+        self.report(stage, step, total)
+        self.check_cancel()
 
     def report(self, stage: str, step: int, total: int) -> None:
         if self.on_progress is not None:
@@ -177,17 +178,19 @@ class PartPackerPipeline:
     def loaded(self) -> bool:
         return self.models is not None
 
-    def load(self, on_progress: ProgressCallback | None = None) -> None:
-        if self.models is not None:
-            return
-        clock = StageClock(on_progress, None)
-        with clock.stage("load", 3) as step:
-            files = resolve_weights(
-                self.settings.weights_dir,
-                cache_dir=self.settings.cache_dir,
-                revision=self.settings.revision,
-            )
-            self.models = self._compiled(self._load_models(files, step))
+    def load(self, on_progress: ProgressCallback | None = None) -> Models:
+        return self._ensure_loaded(StageClock(on_progress, None))
+
+    def _ensure_loaded(self, clock: StageClock) -> Models:
+        if self.models is None:
+            with clock.stage("load", 3) as step:
+                files = resolve_weights(
+                    self.settings.weights_dir,
+                    cache_dir=self.settings.cache_dir,
+                    revision=self.settings.revision,
+                )
+                self.models = self._compiled(self._load_models(files, step))
+        return self.models
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
         device = self.placement.device
@@ -223,9 +226,7 @@ class PartPackerPipeline:
         """Drop the models; returns the device bytes that freed (0 on the CPU)."""
         before = self._device_bytes()
         self.models = None
-        gc.collect()
-        if self.placement.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self._release_cached_memory()
         return max(before - self._device_bytes(), 0)
 
     def _device_bytes(self) -> int:
@@ -247,7 +248,6 @@ class PartPackerPipeline:
         should_cancel: CancelCheck | None = None,
     ) -> GenerationResult:
         params = (params or GenerationParams()).with_resolved_seed()
-        output_dir = make_output_dir(output_dir)
         try:
             return self._generate(image, output_dir, params, StageClock(on_progress, should_cancel))
         except torch.OutOfMemoryError as error:
@@ -261,15 +261,16 @@ class PartPackerPipeline:
     def _generate(
         self, image: Path, output_dir: Path, params: GenerationParams, clock: StageClock
     ) -> GenerationResult:
-        self.load(clock.on_progress)
-        assert self.models is not None
-        with clock.stage("prepare"):
-            prepared = self.prepare(image, output_dir / "preview.png")
+        with clock.stage("prepare"):  # first: a bad image fails before any folder or weights
+            prepared = self.preparer.prepare(image)
+            output_dir = make_output_dir(output_dir)
+            prepared.save_preview(output_dir / "preview.png")
+        models = self._ensure_loaded(clock)
         with clock.stage("condition"):
-            cond = self._condition(prepared)
+            cond = self._condition(models, prepared)
         with clock.stage("sample", params.steps) as step:
-            latent = self._sample(cond, params, step, clock.should_cancel)
-        grids = self._decode(latent, params.grid_res, clock)
+            latent = self._sample(models.dit, cond, params, step, clock.should_cancel)
+        grids = self._decode(models.vae, latent, params.grid_res, clock)
         options = MeshOptions(
             simplify=params.simplify,
             target_faces=params.target_faces,
@@ -287,33 +288,34 @@ class PartPackerPipeline:
                 step(volume + 1, len(meshes))
             parts = assemble_parts(per_volume)
         with clock.stage("export"):
-            return self._export(image, output_dir, params, parts, clock.timings)
+            write_glb(parts, output_dir / "parts.glb")
+            write_npz(parts, output_dir / "parts.npz")
+        return self._record(image, output_dir, params, parts, clock.timings)
 
     @torch.no_grad()
-    def _condition(self, prepared: PreparedImage) -> torch.Tensor:
-        assert self.models is not None
+    def _condition(self, models: Models, prepared: PreparedImage) -> torch.Tensor:
         device = self.placement.device
-        dinov2 = self.models.dinov2.to(device)
         pixels = torch.from_numpy(prepared.model_input())[None].to(device)
-        cond = dinov2.condition(normalize_image(pixels))
-        if self.settings.low_memory:
-            self.models.dinov2 = dinov2.to("cpu")
-            self._release_cached_memory()
-        return cond
+        try:
+            return models.dinov2.to(device).condition(normalize_image(pixels))
+        finally:  # in low-memory mode DINOv2 leaves the device even when conditioning failed
+            if self.settings.low_memory:
+                models.dinov2.to("cpu")
+                self._release_cached_memory()
 
     def _sample(
         self,
+        dit: DiT,
         cond: torch.Tensor,
         params: GenerationParams,
         on_step: Callable[[int, int], None],
         should_cancel: CancelCheck | None,
     ) -> torch.Tensor:
-        assert self.models is not None
         config = self.configs.dit
         noise_shape = (1, config.sequence_length, config.latent_dim)
         noise = initial_noise(params.seed, noise_shape, self.placement.device)
         return sample(
-            self.models.dit,
+            dit,
             cond,
             noise,
             params.steps,
@@ -324,8 +326,9 @@ class PartPackerPipeline:
             should_cancel=should_cancel,
         )
 
-    def _decode(self, latent: torch.Tensor, resolution: int, clock: StageClock) -> list[np.ndarray]:
-        assert self.models is not None
+    def _decode(
+        self, vae: VAE, latent: torch.Tensor, resolution: int, clock: StageClock
+    ) -> list[np.ndarray]:
         levels = len(grid_levels(resolution, MIN_RESOLUTION))
         volumes = latent.chunk(2, dim=1)
         grids = []
@@ -341,7 +344,7 @@ class PartPackerPipeline:
                     step(first + done, total)
 
                 grid = decode(
-                    vae_field(self.models.vae, part_latent, self.settings.reuse_query_context),
+                    vae_field(vae, part_latent, self.settings.reuse_query_context),
                     resolution,
                     MIN_RESOLUTION,
                     chunk_size,
@@ -352,7 +355,7 @@ class PartPackerPipeline:
                 grids.append(grid.cpu().numpy())
         return grids
 
-    def _export(
+    def _record(
         self,
         image: Path,
         output_dir: Path,
@@ -360,10 +363,11 @@ class PartPackerPipeline:
         parts: list[Part],
         timings: dict[str, float],
     ) -> GenerationResult:
+        """result.json, written last, with the time of every stage; the job's result."""
         result = GenerationResult(
             output_dir=output_dir,
-            glb=write_glb(parts, output_dir / "parts.glb"),
-            npz=write_npz(parts, output_dir / "parts.npz"),
+            glb=output_dir / "parts.glb",
+            npz=output_dir / "parts.npz",
             preview=output_dir / "preview.png",
             result_json=output_dir / "result.json",
             seed=params.seed,
@@ -379,7 +383,7 @@ class PartPackerPipeline:
             "device": self.placement.report(),
             "versions": versions(),
         }
-        write_json(result.result_json, record)
+        write_json(record, result.result_json)
         return result
 
     def _release_cached_memory(self) -> None:
@@ -428,12 +432,3 @@ def make_output_dir(path: Path) -> Path:
             "choose a folder you can write to",
         ) from error
     return path
-
-
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".json.tmp")
-    try:
-        temporary.write_text(json.dumps(record, indent=1))
-        temporary.replace(path)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror}") from error

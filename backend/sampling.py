@@ -7,12 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .errors import Cancelled
+from .errors import CancelCheck, Cancelled
 from .models import DiT
 
 DEFAULT_SHIFT = 3.0
 StepCallback = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
 
 
 def sigma_schedule(num_steps: int, shift: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .files import write_atomically
 from .weights import load_weights
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,12 @@ def load_weights_cached(
 
 
 def write_cache(module: torch.nn.Module, cached: Path) -> None:
-    """Write atomically; a cache that cannot be written only costs speed, never the load."""
-    temporary = cached.with_suffix(".tmp")
+    """A cache that cannot be written only costs speed, never the load."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         state = {
             key: value.detach().contiguous().cpu() for key, value in module.state_dict().items()
         }
-        save_file(state, temporary)
-        temporary.replace(cached)
-    except OSError as error:
+        write_atomically(cached, lambda temporary: save_file(state, temporary))
+    except (OSError, SafetensorError, RuntimeError) as error:
         log.warning("cannot write the converted cache %s: %s", cached, error)
-        temporary.unlink(missing_ok=True)

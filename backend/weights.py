@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .errors import Cancelled, WeightsError
+from .errors import CancelCheck, Cancelled, WeightsError
 from .hub_download import download_to_cache, download_to_folder, remote_file
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ DINOV2_BYTES = 1_136_480_768 * 4  # about 4.5 GB: DINOv2 ViT-g/14, 1.14B paramet
 
 ByteProgress = Callable[[int, int, str], None]
 """(downloaded bytes, total bytes, file name), over all three files together."""
-CancelCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)

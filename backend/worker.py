@@ -8,6 +8,7 @@ descriptor 1 is pointed at stderr at start, so whatever a library prints lands i
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import logging
@@ -38,6 +39,8 @@ JOB_FIELDS = {"prepare": ("image", "output"), "generate": ("image", "output_dir"
 CONTROL_FIELDS = {"cancel": ("job",), "status": (), "shutdown": ()}
 REQUEST_FIELDS = {**JOB_FIELDS, **CONTROL_FIELDS}
 PROTOCOL_HINT = "see backend/PROTOCOL.md: one JSON object per line with an id and a type"
+ENDED_IDS_KEPT = 1024
+"""How many ended requests `cancel` still recognises (it answers `cancelled: false` for them)."""
 
 
 class ProtocolError(PartPackerError):
@@ -60,7 +63,6 @@ class Job:
     params: GenerationParams | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     started: bool = False
-    ended: bool = False
 
     @property
     def id(self) -> str:
@@ -129,6 +131,13 @@ def error_line(request_id: str | None, error: PartPackerError, trace: str = "") 
     )
 
 
+def reused_id(request_id: str) -> ProtocolError:
+    return ProtocolError(
+        f"the id {request_id!r} belongs to a request that has not ended; this request is ignored",
+        "give every request its own id",
+    )
+
+
 def internal_error(error: Exception) -> PartPackerError:
     return PartPackerError(
         f"internal error: {type(error).__name__}: {error}",
@@ -191,7 +200,7 @@ class Worker:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Job | Stop] = queue.SimpleQueue()
         self._jobs: dict[str, Job] = {}  # queued or running
-        self._ended: set[str] = set()
+        self._ended: collections.deque[str] = collections.deque(maxlen=ENDED_IDS_KEPT)
         self._running: Job | None = None
 
     # The reader thread.
@@ -210,6 +219,9 @@ class Worker:
             request = parse_request(line)
         except ProtocolError as error:
             self.channel.write(error_line(None, error))
+            return True
+        if self._is_live(request.id):  # its own final event is still to come: answer to no id
+            self.channel.write(error_line(None, reused_id(request.id)))
             return True
         try:
             return self.handle(request)
@@ -238,14 +250,12 @@ class Worker:
     def enqueue(self, request: Request) -> None:
         job = Job(request, generation_params(request) if request.type == "generate" else None)
         with self._lock:
-            if request.id in self._jobs:
-                raise ProtocolError(
-                    f"the id {request.id!r} belongs to a request that has not ended",
-                    "give every request its own id",
-                )
             self._jobs[request.id] = job
-            self._ended.discard(request.id)
         self._queue.put(job)
+
+    def _is_live(self, request_id: str) -> bool:
+        with self._lock:
+            return request_id in self._jobs
 
     def cancel(self, request_id: str, target: str) -> None:
         with self._lock:
@@ -281,9 +291,8 @@ class Worker:
 
     def _end_locked(self, job: Job, line: str) -> None:
         self.channel.write(line)
-        job.ended = True
         del self._jobs[job.id]
-        self._ended.add(job.id)
+        self._ended.append(job.id)
 
     # The main thread.
 
@@ -301,7 +310,7 @@ class Worker:
 
     def _begin(self, job: Job) -> bool:
         with self._lock:
-            if job.ended:  # cancelled while it waited
+            if self._jobs.get(job.id) is not job:  # cancelled while it waited
                 return False
             job.started = True
             self._running = job
@@ -340,12 +349,8 @@ class Worker:
         return {"freed_bytes": self.pipeline.unload()}
 
     def _generate(self, job: Job) -> dict[str, Any]:
-        from .image import load_image
-
-        image = Path(job.request.fields["image"])
-        load_image(image)  # a wrong path fails before the weights load
         result = self.pipeline.generate(
-            image,
+            Path(job.request.fields["image"]),
             Path(job.request.fields["output_dir"]),
             job.params,
             on_progress=ProgressEvents(self.channel, job.id),
@@ -382,15 +387,19 @@ def hello_line(pipeline: PartPackerPipeline) -> str:
 def serve(make_settings: Callable[[], PipelineSettings]) -> int:
     """Run the worker until `shutdown` or the end of input. Settings that cannot work (say, a
     device that is not there) end it before the hello, with one error event (id null)."""
-    from .pipeline import PartPackerPipeline
-
-    channel = EventChannel(claim_stdout())
+    channel = EventChannel(claim_stdout())  # before any import can print
     try:
+        from .pipeline import PartPackerPipeline
+
         pipeline = PartPackerPipeline(make_settings())
+        hello = hello_line(pipeline)
     except PartPackerError as error:
         channel.write(error_line(None, error))
         raise
-    channel.write(hello_line(pipeline))
+    except Exception as error:
+        channel.write(error_line(None, internal_error(error), traceback.format_exc()))
+        raise
+    channel.write(hello)
     worker = Worker(pipeline, channel)
     reader = threading.Thread(
         target=worker.read, args=(request_lines(),), name="partpacker-requests", daemon=True

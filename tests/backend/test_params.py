@@ -54,3 +54,10 @@ def test_randomize_seed_draws_in_the_demo_range_and_records_it() -> None:
     assert params.seed == random.Random(1).randrange(2**31 - 1)
     fixed = GenerationParams(seed=5, randomize_seed=False)
     assert fixed.with_resolved_seed() is fixed
+
+
+def test_a_wrong_switch_is_explained_in_plain_words() -> None:
+    with pytest.raises(BadInputError) as caught:
+        GenerationParams.from_dict({"remove_small_pieces": "yes"})
+    assert "remove_small_pieces" in caught.value.message
+    assert "under 5% of the bounding-box diagonal" in caught.value.hint

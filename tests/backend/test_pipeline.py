@@ -46,6 +46,8 @@ def test_generation_writes_separate_coloured_parts(first_result) -> None:
     assert record["seed"] == 11
     assert record["params"]["steps"] == 3
     assert [part["name"] for part in record["parts"]] == [part.name for part in parts]
+    assert set(record["timings"]) >= {"prepare", "sample", "decode", "export"}
+    assert record["timings"] == result.timings
 
 
 def test_progress_runs_through_every_stage_in_order(first_result) -> None:

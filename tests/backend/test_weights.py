@@ -10,6 +10,7 @@ import os
 import pickle
 import random
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -664,6 +665,15 @@ def test_the_hub_token_never_follows_a_redirect_to_storage(
     assert files.vae.read_bytes() == hub.files["nvidia/PartPacker/vae.pt"]
     assert "Bearer hf_secret" in hub.tokens, "the hub itself gets the token"
     assert storage.gets("vae.pt") and set(storage.tokens) == {None}
+
+
+def test_a_hub_that_refuses_connections_is_a_weights_error(tmp_path: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(WeightsError, match=re.escape("could not download flow.pt")):
+        download_weights(cache_dir=tmp_path / "cache", endpoint=f"http://127.0.0.1:{port}")
 
 
 def test_unreachable_hub_is_a_weights_error(tmp_path: Path, hub: LocalHub) -> None:

@@ -27,7 +27,7 @@ import backend
 
 REPO = Path(__file__).resolve().parents[2]
 ROBOT = REPO / "examples" / "robot.png"
-STAGES = ["load", "prepare", "condition", "sample", "decode", "extract", "postprocess", "export"]
+STAGES = ["prepare", "load", "condition", "sample", "decode", "extract", "postprocess", "export"]
 EVENTS = {"hello", "progress", "result", "error"}
 TIMEOUT = 120.0
 QUICK = {"steps": 2, "grid_res": 16, "randomize_seed": False}
@@ -286,6 +286,23 @@ def test_cancel_a_queued_job_ends_it_without_running(worker: WorkerSession, tmp_
     assert not (tmp_path / "b").exists()
 
 
+def test_a_reused_live_id_is_refused_without_ending_the_live_request(
+    worker: WorkerSession, tmp_path: Path
+) -> None:
+    running = worker.request(
+        "generate", image=str(ROBOT), output_dir=str(tmp_path / "a"), params={**QUICK, "steps": 100}
+    )
+    worker.events_until(running, lambda event: event.get("stage") == "sample")
+    for request_type in ("status", "prepare", "bogus"):
+        worker.send_line(json.dumps({"id": running, "type": request_type, "image": str(ROBOT)}))
+        refusal = worker.finish(None)[1]
+        assert_error(refusal, "protocol", None)
+        assert running in refusal["message"]
+    assert not [event for event in worker.unclaimed(running) if is_final(event)]
+    assert worker.call("cancel", job=running)["cancelled"] is True
+    assert_error(worker.finish(running)[1], "cancelled", running)
+
+
 def test_cancel_of_an_ended_job_says_so(worker: WorkerSession, tmp_path: Path) -> None:
     job = worker.request("prepare", image=str(ROBOT), output=str(tmp_path / "preview.png"))
     assert_result(worker.finish(job)[1])
@@ -377,7 +394,8 @@ def test_unload_then_generate_loads_again(worker: WorkerSession, tmp_path: Path)
     assert worker.call("status")["models_loaded"] is False
     progress, final = generate(worker, tmp_path / "after")
     assert_result(final)
-    assert stages_of(progress)[0] == "load"
+    assert "load" in stages_of(progress)
+    assert "load" in json.loads(Path(final["result_json"]).read_text())["timings"]
     assert worker.call("status")["models_loaded"] is True
 
 
