@@ -231,7 +231,7 @@ def file_check(path: Path, expected: dict[str, torch.Size], prefix: str) -> Chec
 
 def rembg_check(settings: PipelineSettings) -> Check:
     """Only images without alpha need the segmenter; a missing one is downloaded on first use."""
-    from .image import BackgroundRemover
+    from .image import BackgroundRemover, rembg_model_file
 
     remover = BackgroundRemover(settings.rembg_model, settings.rembg_model_path)
     if remover.model_path is not None:
@@ -254,15 +254,6 @@ def rembg_check(settings: PipelineSettings) -> Check:
             "use images with an alpha channel",
         )
     return Check("background removal", True, f"rembg model {location}")
-
-
-def rembg_model_file(name: str) -> str | None:
-    from rembg.sessions import sessions_class
-
-    for session in sessions_class:
-        if session.name() == name:
-            return session.resolve_existing(f"{name}.onnx")
-    return None
 
 
 def format_report(report: DoctorReport) -> str:

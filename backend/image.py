@@ -34,6 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
 from .files import write_atomically
+from .weights import hub_offline
 
 if TYPE_CHECKING:
     from rembg.sessions.base import BaseSession
@@ -196,6 +197,7 @@ class BackgroundRemover:
 
         started = time.perf_counter()
         kwargs = {"model_path": str(self.model_path)} if self.model_path else {}
+        self._refuse_to_download()
         try:
             self._require_model_file()
             with _rembg_home(self.model_path.parent if self.model_path else None):
@@ -217,9 +219,29 @@ class BackgroundRemover:
             "connection, place u2net.onnx there, or use an image with an alpha channel."
         )
 
+    def _refuse_to_download(self) -> None:
+        """rembg fetches a missing model from the internet; not while downloads are off."""
+        if self.model_path is None and hub_offline() and rembg_model_file(self.model_name) is None:
+            raise WeightsError(
+                f"the background-removal model {self.model_name!r} is not downloaded yet, and "
+                "downloads are off (HF_HUB_OFFLINE)",
+                "allow downloads once (in Blender: Preferences > System > Network > Allow Online "
+                "Access), or use an image with an alpha channel",
+            )
+
     def _require_model_file(self) -> None:
         if self.model_path is not None and not self.model_path.is_file():
             raise FileNotFoundError(f"no ONNX model at {self.model_path}")
+
+
+def rembg_model_file(name: str) -> str | None:
+    """Where rembg keeps its model `name` once downloaded; None until then."""
+    from rembg.sessions import sessions_class
+
+    for session in sessions_class:
+        if session.name() == name:
+            return session.resolve_existing(f"{name}.onnx")
+    return None
 
 
 def _session_name(model_name: str, model_path: Path | None) -> str:

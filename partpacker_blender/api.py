@@ -9,7 +9,8 @@ the scene and return the new part objects.
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
-remove_small_pieces, and the output options size, at_cursor, shade_smooth, new_collection.
+remove_small_pieces, and the output options size, at_cursor, shade_smooth, new_collection. A
+`seed` given without `randomize_seed` is used as it is (randomizing off).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from typing import Any
 
 import bpy
 
+from . import job_folder
 from .generation import import_options, start_generation
-from .importer import import_parts
-from .job_folder import read_job_folder
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
-from .session import current
+from .session import current, ensure_polling
 
 
 class GenerationFailed(RuntimeError):
@@ -44,6 +44,8 @@ def generate(image_path: str | Path, **params: Any) -> list[bpy.types.Object]:
     if unknown:
         raise TypeError(f"unknown parameter(s): {', '.join(unknown)}")
     task = start_generation(bpy.context, {**params, "image_path": str(image_path)})
+    if not bpy.app.background:
+        ensure_polling()  # the worker's idle timeout is watched by the timer after this returns
     current().wait(task)
     if task.error is not None:
         raise GenerationFailed(task.error.code, task.error.message, task.error.hint)
@@ -53,13 +55,6 @@ def generate(image_path: str | Path, **params: Any) -> list[bpy.types.Object]:
 
 def import_job_folder(folder: str | Path) -> list[bpy.types.Object]:
     """Import a job folder written by the backend (`python -m backend generate ... -o DIR`)."""
-    job = read_job_folder(Path(folder))
-    imported = import_parts(
-        job.npz,
-        bpy.context.scene,
-        stem=job.stem,
-        seed=job.seed,
-        options=import_options(bpy.context),
-        metadata=job.metadata(),
-    )
-    return imported.parts
+    return job_folder.import_job_folder(
+        Path(folder), bpy.context.scene, import_options(bpy.context)
+    ).parts

@@ -1,17 +1,13 @@
-"""Running the backend's `doctor --json` and turning its findings into lines for the UI."""
+"""The backend's `doctor --json`: its command line, and its findings as lines for the UI.
+(setup/operators.py `start_check` runs it without blocking Blender.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from .child_python import NO_CONSOLE_WINDOW, backend_environment
-from .client import BackendUnavailable, WorkerSettings
-from .client.backend import check_backend_files
-
-DOCTOR_TIMEOUT = 180.0
+from .client import WorkerSettings
 
 
 @dataclass(frozen=True)
@@ -32,23 +28,6 @@ def doctor_command(settings: WorkerSettings) -> list[str]:
     serve = settings.command()
     index = serve.index("serve")
     return [*serve[:index], "doctor", "--json", *serve[index + 1 :]]
-
-
-def run_doctor(settings: WorkerSettings) -> DoctorReport:
-    check_backend_files(settings)
-    try:
-        completed = subprocess.run(
-            doctor_command(settings),
-            cwd=settings.backend_root,
-            env=backend_environment(settings.backend_root, settings.env),
-            capture_output=True,
-            text=True,
-            timeout=DOCTOR_TIMEOUT,
-            creationflags=NO_CONSOLE_WINDOW,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise BackendUnavailable(f"the backend check could not run: {error}") from error
-    return parse_doctor_output(completed.returncode, completed.stdout, completed.stderr)
 
 
 def parse_doctor_output(exit_code: int, stdout: str, stderr: str = "") -> DoctorReport:

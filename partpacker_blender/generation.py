@@ -42,6 +42,8 @@ def generate_request(
     stem: str,
     overrides: Mapping[str, Any],
 ) -> GenerateRequest:
+    if "seed" in overrides and "randomize_seed" not in overrides:
+        overrides = {**overrides, "randomize_seed": False}  # a seed given is a seed meant
     params = merged_values(context.scene.partpacker, overrides, GENERATION_PARAMETERS)
     return GenerateRequest(
         image=image,

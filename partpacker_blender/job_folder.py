@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bpy
+
+from .image_input import safe_stem
+from .importer import ImportedParts, ImportOptions, import_parts
+
 
 class JobFolderError(ValueError):
     """The folder is not a PartPacker job folder."""
@@ -24,9 +29,9 @@ class JobFolder:
 
     @property
     def stem(self) -> str:
-        """The input image's name without extension: objects are named after it."""
+        """The input image's name, as generation names objects after it."""
         image = self.record.get("image")
-        return Path(image).stem if isinstance(image, str) and image else self.path.name
+        return safe_stem(Path(image).name if isinstance(image, str) and image else self.path.name)
 
     @property
     def seed(self) -> int | None:
@@ -61,3 +66,19 @@ def read_job_folder(folder: Path) -> JobFolder:
     if not isinstance(record, dict):
         raise JobFolderError(f"{result_json} does not hold a JSON object")
     return JobFolder(folder, record)
+
+
+def import_job_folder(
+    folder: Path, scene: bpy.types.Scene, options: ImportOptions, stem: str | None = None
+) -> ImportedParts:
+    """The folder's parts as objects in `scene`, named after `stem` (default: the image's).
+    Raises JobFolderError and parts_file.PartsFileError; nothing is created then."""
+    job = read_job_folder(folder)
+    return import_parts(
+        job.npz,
+        scene,
+        stem=stem or job.stem,
+        seed=job.seed,
+        options=options,
+        metadata=job.metadata(),
+    )

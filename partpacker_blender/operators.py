@@ -7,8 +7,7 @@ import bpy
 from bpy.props import StringProperty
 
 from . import api, session
-from .backend_check import run_doctor
-from .client import BackendUnavailable, BusyError, WorkerState
+from .client import BackendUnavailable, BusyError, WorkerState, check_backend_files
 from .generation import input_image, preview_path, start_generation
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
@@ -22,6 +21,8 @@ from .props import (
     generation_properties,
     output_properties,
 )
+from .setup import state as setup_state
+from .setup.operators import follow, start_check
 from .ui import sentence
 
 SCRIPT_ONLY = {"SKIP_SAVE"}
@@ -181,15 +182,22 @@ class PARTPACKER_OT_check_backend(bpy.types.Operator):
     bl_idname = "partpacker.check_backend"
     bl_label = "Check Backend"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if setup_state.current().activity is not None:
+            cls.poll_message_set("Wait for the running setup step or cancel it")
+            return False
+        return True
+
     def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = worker_settings(context)
         try:
-            report = run_doctor(worker_settings(context))
+            check_backend_files(settings)
         except BackendUnavailable as error:
             return _report_problem(self, error.message, error.hint)
-        session.current().doctor_report = report
-        level = {"INFO"} if report.ok else {"WARNING"}
-        self.report(level, "Backend ready" if report.ok else "The backend needs attention")
-        return {"FINISHED"}
+        assert settings.python is not None, "check_backend_files found it"
+        start_check(settings.python)  # the doctor imports torch: seconds, never in the UI thread
+        return follow(self, "Backend check")
 
 
 CLASSES = (

@@ -157,7 +157,7 @@ def worker_settings(context: bpy.types.Context | None = None) -> WorkerSettings:
     python = bpy.path.abspath(prefs.backend_python) or os.environ.get(BACKEND_PYTHON_ENV, "")
     use_folder = prefs.weights_source == "FOLDER" and prefs.weights_dir
     use_cache = prefs.weights_source == "HF_CACHE" and prefs.cache_dir
-    # Nothing here downloads; the backend must not reach the hub when Blender is offline either.
+    # While Blender is offline the backend downloads nothing: no weights, no rembg model.
     offline = {} if bpy.app.online_access else {"HF_HUB_OFFLINE": "1"}
     return WorkerSettings(
         python=Path(python) if python else None,

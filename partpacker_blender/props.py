@@ -166,8 +166,5 @@ def image_properties() -> dict[str, Any]:
 class PARTPACKER_PG_settings(bpy.types.PropertyGroup):
     __annotations__ = {**image_properties(), **generation_properties(), **output_properties()}
 
-    def generation_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in GENERATION_PARAMETERS}
-
 
 CLASSES = (PARTPACKER_PG_settings,)

@@ -18,8 +18,8 @@ import bpy
 
 from .backend_check import DoctorReport
 from .client import BackendClient, Job, JobError, JobOutcome, WorkerSettings
-from .importer import ImportedParts, ImportOptions, import_parts
-from .job_folder import JobFolderError, read_job_folder
+from .importer import ImportedParts, ImportOptions
+from .job_folder import JobFolderError, import_job_folder
 from .parts_file import PartsFileError
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,23 @@ class Session:
 
     def _submit(self, task: Task, fields: dict[str, Any], on_done: Callable) -> Task:
         """Raises client.BusyError or client.BackendUnavailable; nothing changes then."""
-        task.job = self.client.submit(task.kind, fields, on_done)
+        task.job = self.client.submit(
+            task.kind, fields, lambda outcome: self._settle(task, outcome, on_done)
+        )
         self.task, self.last_error = task, None
         return task
+
+    def _settle(self, task: Task, outcome: JobOutcome, on_done: Callable) -> None:
+        """Run a task's completion. Whatever fails in it becomes the task's error: it must not
+        end the polling timer, which would leave the panel waiting forever."""
+        try:
+            on_done(outcome)
+        except Exception as error:
+            log.exception("finishing the %s task failed", task.kind)
+            task.finished = True
+            if self.task is task:
+                self.task, self.last_task = None, task
+            self._fail(task, task.kind, f"the {task.kind} result could not be used: {error}")
 
     def _finish(self, task: Task, outcome: JobOutcome) -> bool:
         """Record the outcome; True when the task succeeded and its scene still exists."""
@@ -138,16 +152,9 @@ class Session:
             self._fail(task, "import", f"the scene {request.scene_name!r} no longer exists")
             return
         assert outcome.result is not None
+        folder = Path(outcome.result["output_dir"])
         try:
-            folder = read_job_folder(Path(outcome.result["output_dir"]))
-            task.imported = import_parts(
-                folder.npz,
-                scene,
-                stem=request.stem,
-                seed=outcome.result.get("seed", folder.seed),
-                options=request.options,
-                metadata=folder.metadata(),
-            )
+            task.imported = import_job_folder(folder, scene, request.options, stem=request.stem)
         except (JobFolderError, PartsFileError) as error:
             self._fail(task, "import", str(error), "the job folder is kept for inspection")
 

@@ -113,6 +113,7 @@ class PARTPACKER_PT_main(SidebarPanel, bpy.types.Panel):
         column.prop(settings, "cfg_scale")
         column.prop(settings, "grid_res")
         row = layout.row(align=True)
+        row.active = not settings.randomize_seed
         row.prop(settings, "seed")
         row.operator("partpacker.random_seed", text="", icon="FILE_REFRESH")
         layout.prop(settings, "randomize_seed")

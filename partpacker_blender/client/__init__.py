@@ -8,6 +8,7 @@ from .backend import (
     JobOutcome,
     WorkerSettings,
     WorkerState,
+    check_backend_files,
 )
 from .protocol import PROTOCOL_VERSION, Hello, JobError, Progress
 
@@ -23,4 +24,5 @@ __all__ = [
     "Progress",
     "WorkerSettings",
     "WorkerState",
+    "check_backend_files",
 ]

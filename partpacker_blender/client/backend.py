@@ -228,13 +228,16 @@ class BackendClient:
         if self.job is not None:
             self._finish(JobOutcome(self.job, error=JobError("cancelled", reason, id=self.job.id)))
 
-    def stderr_text(self) -> str:
-        return "" if self._process is None else self._process.stderr_text()
-
     def _start(self, settings: WorkerSettings) -> None:
         check_backend_files(settings)
         env = backend_environment(settings.backend_root, settings.env)
-        self._process = WorkerProcess(settings.command(), settings.backend_root, env)
+        try:
+            self._process = WorkerProcess(settings.command(), settings.backend_root, env)
+        except OSError as error:  # not executable, wrong architecture, ...
+            raise BackendUnavailable(
+                f"cannot start the backend Python {settings.python}: {error}",
+                "choose another Python in the add-on preferences, or set up the backend again",
+            ) from error
         self._settings = settings
         self._started_at = self._last_activity = self._clock()
 
@@ -259,6 +262,9 @@ class BackendClient:
             return
         if isinstance(event, Hello):
             self._on_hello(event)
+            return
+        if isinstance(event, JobError) and event.id is None and self.hello is None:
+            self._fail_and_stop(event.code, event.message, event.hint)  # settings that cannot work
             return
         job = self.job
         if job is None or event.id != job.id:
@@ -295,6 +301,10 @@ class BackendClient:
         assert settings is not None
         code = self._process.exit_code
         if code is not None:
+            self._process.finish_reading()  # its last lines may still be on their way
+            self._drain()
+            if self._process is None:
+                return
             self._fail_and_stop(
                 "worker_died",
                 f"the backend stopped unexpectedly (exit code {code})",

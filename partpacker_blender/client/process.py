@@ -92,6 +92,11 @@ class WorkerProcess:
         self._popen.kill()
         self._popen.wait()
 
+    def finish_reading(self, timeout: float = 1.0) -> None:
+        """Once the worker has exited: let the reader threads take in what it wrote last."""
+        for thread in self._threads:
+            thread.join(timeout)
+
     def stderr_text(self, lines: int = 20) -> str:
         return "\n".join(list(self.stderr_tail)[-lines:])
 

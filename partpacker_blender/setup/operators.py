@@ -62,7 +62,8 @@ def follow(operator: bpy.types.Operator, what: str) -> set[str]:
     """In the UI a timer polls the run; in background mode (no timers) block until it ends."""
     if not bpy.app.background:
         if not bpy.app.timers.is_registered(_tick):
-            bpy.app.timers.register(_tick, first_interval=0.1)
+            # persistent: a file loaded meanwhile must not strand the run between its steps
+            bpy.app.timers.register(_tick, first_interval=0.1, persistent=True)
         return {"FINISHED"}
     last = state.current().wait()
     status = last.status if last is not None else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 from ..backend_check import DoctorReport, Finding
-from ..preferences import get_preferences
+from ..preferences import get_preferences, worker_settings
 from ..session import current as current_session
 from . import state
 from .operators import OFFLINE_MESSAGE, environment_dir
@@ -45,7 +45,7 @@ def draw_outcome(layout: bpy.types.UILayout, status: RunStatus) -> None:
 
 def draw_environment(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.label(text="Backend Environment", icon="CONSOLE")
-    python = get_preferences(context).backend_python
+    python = worker_settings(context).python  # the preference, else $PARTPACKER_BACKEND_PYTHON
     if python:
         layout.label(text=f"Using {python}", icon="CHECKMARK")
     else:

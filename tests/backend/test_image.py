@@ -411,3 +411,15 @@ def test_bundled_example_is_ready_for_the_demo(rembg_calls: dict[str, int]) -> N
     assert prepared.had_alpha is True
     assert rembg_calls == {"new_session": 0, "remove": 0}  # the demo needs no rembg download
     assert abs(max(right - left, bottom - top) - OBJECT_SIDE) <= 1
+
+
+def test_no_segmenter_download_while_downloads_are_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))  # an empty model folder
+    monkeypatch.delenv("REMBG_HOME", raising=False)
+    remover = BackgroundRemover("u2net")
+    with pytest.raises(WeightsError, match="downloads are off"):
+        remover.cut_out(Image.new("RGB", (64, 64), "grey"))
+    assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,38 @@ def test_a_worker_that_dies_at_start_is_reported_with_its_last_words(addon, tmp_
     assert client.state is addon.client.WorkerState.STOPPED
 
 
+def test_settings_the_backend_refuses_reach_the_user_in_its_words(addon, tmp_path):
+    root = stand_in_backend(
+        tmp_path,
+        """
+        import json, sys
+        error = {"event": "error", "id": None, "code": "bad_input", "traceback": "",
+                 "message": "CUDA was requested but this PyTorch build sees no NVIDIA GPU",
+                 "hint": "install a CUDA build of PyTorch"}
+        print(json.dumps(error), flush=True)
+        sys.exit(2)
+        """,
+    )
+    client = addon.client.BackendClient(lambda: settings(addon, root))
+    outcome = finish(client, client.submit("status", {}))
+    assert outcome.error.code == "bad_input"
+    assert "sees no NVIDIA GPU" in outcome.error.message
+    assert outcome.error.hint == "install a CUDA build of PyTorch"
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
+def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp_path):
+    not_a_program = tmp_path / "python"
+    not_a_program.write_text("just text")
+    root = stand_in_backend(tmp_path, "")
+    client = addon.client.BackendClient(
+        lambda: addon.client.WorkerSettings(python=not_a_program, backend_root=root)
+    )
+    with pytest.raises(addon.client.BackendUnavailable, match="cannot start the backend Python"):
+        client.submit("status", {})
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
 def test_a_worker_that_never_says_hello_is_stopped(addon, tmp_path):
     root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n")
     client = addon.client.BackendClient(lambda: settings(addon, root, startup_timeout=0.5))

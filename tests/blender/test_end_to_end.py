@@ -65,6 +65,26 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     assert addon.session.current().last_error is None
 
 
+def test_a_seed_given_by_a_script_is_the_seed_used(addon, backend):
+    assert bpy.context.scene.partpacker.randomize_seed, "the panel's default"
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), seed=5, **QUICK) == {"FINISHED"}
+    assert bpy.data.objects["robot_5"]["partpacker"]["seed"] == 5
+
+
+def test_a_failing_import_is_the_tasks_error_and_polling_goes_on(addon, backend, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no room for more objects")
+
+    monkeypatch.setattr(addon.session, "import_job_folder", broken)
+    task = start(addon, **QUICK)
+    backend.wait(task)
+    assert task.finished and task.imported is None
+    assert "no room for more objects" in task.error.message
+    assert backend.task is None and backend.last_error is task.error
+    monkeypatch.undo()
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+
+
 def test_prepare_shows_the_segmentation(addon, backend):
     bpy.context.scene.partpacker.image_path = str(ROBOT)
     assert bpy.ops.partpacker.prepare() == {"FINISHED"}
