@@ -42,20 +42,30 @@ def datablock_image_file(image: bpy.types.Image | None, scratch: Path) -> Path:
     if image is None:
         raise ImageInputError("no image is chosen", "pick an image file or an image datablock")
     if image.source == "FILE" and not image.packed_file:
-        return checked_image_file(image.filepath)
+        return checked_image_file(image.filepath_from_user())  # linked: relative to its library
     if image.source not in ("FILE", "GENERATED"):
         raise ImageInputError(
             f"the image {image.name!r} is a {image.source.lower()} image",
             "save it as a file first, or pick a still image",
         )
-    scratch.mkdir(parents=True, exist_ok=True)
-    target = scratch / f"{safe_stem(image.name)}.png"
-    if image.packed_file:
-        suffix = Path(image.filepath).suffix.lower() or ".png"
-        target = target.with_suffix(suffix)
-        target.write_bytes(image.packed_file.data)
-    else:
-        image.save(filepath=str(target), save_copy=True)
+    suffix = (Path(image.filepath).suffix.lower() or ".png") if image.packed_file else ".png"
+    if suffix not in READABLE_SUFFIXES:
+        raise ImageInputError(
+            f"the packed image {image.name!r} is a {suffix} file, which the backend cannot read",
+            "save it as PNG (Image > Save As) and pick that file",
+        )
+    target = scratch / f"{safe_stem(image.name)}{suffix}"
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        if image.packed_file:
+            target.write_bytes(image.packed_file.data)
+        else:
+            image.save(filepath=str(target), save_copy=True)
+    except (OSError, RuntimeError) as error:
+        raise ImageInputError(
+            f"the image {image.name!r} cannot be written for the backend: {error}",
+            f"check that {scratch} can be written",
+        ) from error
     return target
 
 

@@ -2,7 +2,7 @@
 
 Callable from any script without operators:
 
-    from partpacker_blender.importer import ImportOptions, import_parts
+    from bl_ext.user_default.partpacker.importer import ImportOptions, import_parts
     result = import_parts(Path("job/parts.npz"), bpy.context.scene, stem="robot", seed=7)
 """
 

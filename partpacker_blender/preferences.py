@@ -65,7 +65,6 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
         default=10,
         min=0,
         soft_max=120,
-        subtype="TIME_ABSOLUTE",
         description="Minutes the backend keeps the models in GPU memory after a job "
         "(0: until Blender closes)",
     )
@@ -134,10 +133,11 @@ def get_preferences(context: bpy.types.Context | None = None) -> PARTPACKER_Addo
 
 
 def backend_root() -> Path:
-    """The folder holding the `backend` package: the extension itself once packaged (build.py
-    copies backend/ into it), else the repository root of a development checkout."""
+    """The folder holding the `backend` package: `worker/` in the packaged extension (build.py's
+    BACKEND_FOLDER, apart from the add-on's own modules), else a development checkout's root."""
     here = Path(__file__).resolve().parent
-    return next((d for d in (here, here.parent) if (d / "backend").is_dir()), here)
+    packaged = here / "worker"
+    return next((d for d in (packaged, here.parent) if (d / "backend").is_dir()), packaged)
 
 
 def user_folder() -> Path:

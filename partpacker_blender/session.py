@@ -89,8 +89,10 @@ class Session:
         return self.client.cancel()
 
     def tick(self) -> float | None:
+        shown = (self.client.state, self.task)
         interval = self.client.poll()
-        tag_redraw()
+        if self.task is not None or (self.client.state, self.task) != shown:
+            tag_redraw()  # progress to show, or the panel's status changed
         return interval
 
     def wait(self, task: Task) -> None:

@@ -308,7 +308,8 @@ class BackendClient:
             self._fail_and_stop(
                 "worker_died",
                 f"the backend stopped unexpectedly (exit code {code})",
-                "check the backend in the add-on preferences; its last output is in the details",
+                "check the backend in the add-on preferences; its last output is in the system "
+                "console",
             )
         elif self.hello is None and now - self._started_at > settings.startup_timeout:
             self._fail_and_stop(

@@ -101,6 +101,44 @@ def _idle_and_online(cls, context: bpy.types.Context) -> bool:
     return True
 
 
+def start_environment_setup(
+    operator: bpy.types.Operator, python_text: str, pip_options: str = ""
+) -> set[str]:
+    """Plan the environment (the Python given, else the best one found) and start building it."""
+    system = platform.system()
+    try:
+        base = (
+            check_python(Path(bpy.path.abspath(python_text)))
+            if python_text
+            else choose_python(find_pythons(system))
+        )
+        plan = EnvironmentPlan(
+            base_python=base.executable,
+            env_dir=environment_dir(),
+            requirements=backend_requirements(backend_root()),
+            torch=detect_torch_build(system),
+            system=system,
+            pip_args=tuple(pip_arguments(pip_options)),
+        )
+        state.current().start(
+            setup_steps(plan, base.version[:2]),
+            lambda _: use_backend_python(plan.python),
+        )
+    except SetupError as error:
+        return _problem(operator, error)
+    operator.report({"INFO"}, f"Setting up the backend with {base.label}: {plan.torch.reason}")
+    return follow(operator, "Backend setup")
+
+
+def pip_arguments(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as error:  # an unclosed quote
+        raise SetupError(
+            f"the pip options cannot be read: {error}", "check their quotes"
+        ) from error
+
+
 class PARTPACKER_OT_setup_backend(bpy.types.Operator):
     """Create a Python environment for the backend in the add-on's user folder and install the
     backend's packages into it (a few GB: PyTorch and the mesh libraries)"""
@@ -127,29 +165,7 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
         return _idle_and_online(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        system = platform.system()
-        try:
-            base = (
-                check_python(Path(bpy.path.abspath(self.python)))
-                if self.python
-                else choose_python(find_pythons(system))
-            )
-            plan = EnvironmentPlan(
-                base_python=base.executable,
-                env_dir=environment_dir(),
-                requirements=backend_requirements(backend_root()),
-                torch=detect_torch_build(system),
-                system=system,
-                pip_args=tuple(shlex.split(self.pip_options)),
-            )
-            state.current().start(
-                setup_steps(plan, base.version[:2]),
-                lambda _: use_backend_python(plan.python),
-            )
-        except SetupError as error:
-            return _problem(self, error)
-        self.report({"INFO"}, f"Setting up the backend with {base.label}: {plan.torch.reason}")
-        return follow(self, "Backend setup")
+        return start_environment_setup(self, self.python, self.pip_options)
 
     # Blender calls these when the add-on is enabled and disabled: no setup process outlives
     # the add-on or Blender.
@@ -180,7 +196,7 @@ class PARTPACKER_OT_setup_backend_with_python(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        return bpy.ops.partpacker.setup_backend(python=self.filepath)
+        return start_environment_setup(self, self.filepath)
 
 
 class PARTPACKER_OT_use_existing_python(bpy.types.Operator):

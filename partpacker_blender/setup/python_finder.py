@@ -89,8 +89,14 @@ def probe_python(command: Sequence[str]) -> PythonInstall:
             f"{' '.join(command)} cannot create environments: {detail}",
             "install Python's venv support (on Debian/Ubuntu: the python3-venv package)",
         )
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
-    install = PythonInstall(Path(report["executable"]), tuple(report["version"]))
+    try:
+        report = json.loads(completed.stdout.strip().splitlines()[-1])
+        install = PythonInstall(Path(report["executable"]), tuple(report["version"]))
+    except (IndexError, ValueError, KeyError, TypeError) as error:
+        raise PythonNotUsable(
+            f"{' '.join(command)} did not answer as a Python does ({error})",
+            "pick the python executable itself",
+        ) from error
     if install.version[:2] < MIN_VERSION:
         raise PythonNotUsable(
             f"{install.label} is too old: the backend needs Python 3.10 or newer",

@@ -83,17 +83,20 @@ def test_zip_holds_the_addon_and_the_backend_and_nothing_else(built_zip: Path) -
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
-        requirements = archive.read("backend/requirements.txt").decode().splitlines()
+        requirements = archive.read("worker/backend/requirements.txt").decode().splitlines()
     assert manifest["version"] == repo_version()
     expected = {"blender_manifest.toml", "__init__.py", "preferences.py", "setup/operators.py"}
-    expected |= {"backend/__init__.py", "backend/pipeline.py", "backend/PROTOCOL.md"}
+    expected |= {f"worker/backend/{name}" for name in ("__init__.py", "pipeline.py", "PROTOCOL.md")}
     expected |= {f"client/{name}" for name in ("__init__.py", "backend.py", "process.py")}
     assert expected <= names
     shipped_py = {name for name in names if name.endswith(".py")}
     source_py = {
         path.relative_to(REPO_ROOT / "partpacker_blender").as_posix()
         for path in (REPO_ROOT / "partpacker_blender").rglob("*.py")
-    } | {path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "backend").rglob("*.py")}
+    } | {
+        f"worker/{path.relative_to(REPO_ROOT).as_posix()}"
+        for path in (REPO_ROOT / "backend").rglob("*.py")
+    }
     assert shipped_py == source_py
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
@@ -164,7 +167,7 @@ def test_installed_zip_enables_and_generates_parts(
     assert report["enabled"] == [True, True]
     installed = Path(report["installed_at"])
     assert installed.is_relative_to(tmp_path / "blender-user"), installed
-    assert Path(report["backend_root"]) == installed, "the add-on must start its bundled backend"
+    assert Path(report["backend_root"]) == installed / "worker", "it starts its bundled backend"
     assert report["operator"] == ["FINISHED"]
     assert report["parts"] >= 1
     assert report["parts_under_one_empty"]

@@ -78,3 +78,16 @@ def test_an_image_file_datablock_is_used_in_place(addon, tmp_path):
     image = bpy.data.images.load(str(ROBOT))
     assert addon.image_input.datablock_image_file(image, tmp_path) == ROBOT.resolve()
     assert not any(tmp_path.iterdir())
+
+
+def test_a_packed_image_the_backend_cannot_read_is_refused_with_what_to_do(addon, tmp_path):
+    exr = tmp_path / "sky.exr"
+    image = bpy.data.images.new("sky", 4, 4, float_buffer=True)
+    image.filepath_raw = str(exr)
+    image.file_format = "OPEN_EXR"
+    image.save()
+    image.pack()
+    with pytest.raises(addon.image_input.ImageInputError, match="cannot read") as caught:
+        addon.image_input.datablock_image_file(image, tmp_path / "scratch")
+    assert "PNG" in caught.value.hint
+    assert not (tmp_path / "scratch").exists()
