@@ -7,17 +7,14 @@ from pathlib import Path
 
 import bpy
 
+from .problems import Problem
+
 READABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tga", ".tif", ".tiff")
 """What the backend's image reader (Pillow) opens."""
 
 
-class ImageInputError(ValueError):
+class ImageInputError(Problem):
     """No image, a missing file or a kind of file the backend cannot read."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 def checked_image_file(path_text: str) -> Path:

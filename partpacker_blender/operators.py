@@ -14,24 +14,17 @@ from .importer import ROOT_KEY, find_result_root
 from .job_folder import JobFolderError
 from .parts_file import PartsFileError
 from .preferences import worker_settings
+from .problems import report_problem
 from .props import (
     GENERATION_PARAMETERS,
     MAX_SEED,
     OUTPUT_OPTIONS,
+    SCRIPT_ONLY,
     generation_properties,
     output_properties,
 )
 from .setup import state as setup_state
 from .setup.operators import follow, start_check
-from .ui import sentence
-
-SCRIPT_ONLY = {"SKIP_SAVE"}
-"""Operator properties not remembered between calls: unset ones fall back to the scene."""
-
-
-def _report_problem(operator: bpy.types.Operator, message: str, hint: str = "") -> set[str]:
-    operator.report({"ERROR"}, f"{sentence(message)}. {sentence(hint)}".strip())
-    return {"CANCELLED"}
 
 
 def _run_task(operator: bpy.types.Operator, start) -> set[str]:
@@ -39,9 +32,9 @@ def _run_task(operator: bpy.types.Operator, start) -> set[str]:
     try:
         task = start()
     except (ImageInputError, BackendUnavailable) as error:
-        return _report_problem(operator, error.message, error.hint)
+        return report_problem(operator, error.message, error.hint)
     except BusyError:
-        return _report_problem(
+        return report_problem(
             operator, "a job is already running", "wait for it to finish or cancel it"
         )
     if not bpy.app.background:
@@ -55,7 +48,7 @@ def _run_task(operator: bpy.types.Operator, start) -> set[str]:
     if task.error.is_cancellation:
         operator.report({"WARNING"}, f"{task.kind.capitalize()} cancelled")
         return {"CANCELLED"}
-    return _report_problem(operator, task.error.message, task.error.hint)
+    return report_problem(operator, task.error.message, task.error.hint)
 
 
 class PARTPACKER_OT_generate(bpy.types.Operator):
@@ -172,7 +165,7 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
         try:
             api.import_job_folder(Path(bpy.path.abspath(self.directory)))
         except (JobFolderError, PartsFileError) as error:
-            return _report_problem(self, str(error))
+            return report_problem(self, str(error))
         return {"FINISHED"}
 
 
@@ -194,7 +187,7 @@ class PARTPACKER_OT_check_backend(bpy.types.Operator):
         try:
             check_backend_files(settings)
         except BackendUnavailable as error:
-            return _report_problem(self, error.message, error.hint)
+            return report_problem(self, error.message, error.hint)
         assert settings.python is not None, "check_backend_files found it"
         start_check(settings.python)  # the doctor imports torch: seconds, never in the UI thread
         return follow(self, "Backend check")

@@ -10,6 +10,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty
 
 MAX_SEED = 2**31 - 1
+SCRIPT_ONLY = {"SKIP_SAVE"}
+"""Operator properties not remembered between calls: unset ones fall back to the scene."""
 
 GENERATION_PARAMETERS = (
     "steps",

@@ -6,6 +6,7 @@ from . import session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
 from .preferences import worker_settings
+from .problems import sentence
 
 STAGE_NAMES = {
     "load": "Loading models",
@@ -17,11 +18,6 @@ STAGE_NAMES = {
     "postprocess": "Splitting parts",
     "export": "Writing files",
 }
-
-
-def sentence(text: str) -> str:
-    """Backend messages are lower-case clauses; the UI shows them as sentences."""
-    return text[:1].upper() + text[1:]
 
 
 def backend_status(context: bpy.types.Context) -> tuple[str, str]:

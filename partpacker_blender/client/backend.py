@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..child_python import backend_environment
+from ..problems import Problem
 from .process import END_OF_STREAM, WorkerProcess
 from .protocol import (
     PROTOCOL_VERSION,
@@ -35,13 +36,8 @@ BUSY_INTERVAL = 0.1
 IDLE_INTERVAL = 1.0
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(Problem):
     """The worker cannot be started: no backend Python, no backend package."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 class BusyError(RuntimeError):

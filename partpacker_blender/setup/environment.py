@@ -14,7 +14,7 @@ from pathlib import Path
 import tomllib
 
 from ..child_python import other_python_environment
-from .errors import SetupError
+from ..problems import Problem
 from .runner import RunStatus, Step
 from .torch_build import TorchBuild
 
@@ -57,7 +57,7 @@ def backend_requirements(backend_root: Path) -> tuple[str, ...]:
     if pyproject.is_file():
         with pyproject.open("rb") as file:
             return tuple(tomllib.load(file)["project"]["dependencies"])
-    raise SetupError(
+    raise Problem(
         f"neither {shipped} nor {pyproject} exists: the backend's requirements are unknown",
         "reinstall the extension",
     )

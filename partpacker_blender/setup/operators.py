@@ -14,12 +14,13 @@ from bpy.props import StringProperty
 
 from ..backend_check import doctor_command, parse_doctor_output
 from ..child_python import backend_environment
-from ..client.backend import BackendUnavailable, check_backend_files
+from ..client.backend import check_backend_files
 from ..preferences import backend_root, get_preferences, user_folder, worker_settings
+from ..problems import Problem, report_problem
+from ..props import SCRIPT_ONLY
 from ..session import current as current_session
 from . import state
 from .environment import EnvironmentPlan, backend_requirements, setup_steps
-from .errors import SetupError
 from .python_finder import check_python, choose_python, find_pythons
 from .runner import Step
 from .torch_build import detect_torch_build
@@ -27,7 +28,6 @@ from .weights import download_step
 
 ENVIRONMENT_FOLDER = "backend-env"
 OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
-SCRIPT_ONLY = {"SKIP_SAVE"}
 
 
 def environment_dir() -> Path:
@@ -86,11 +86,6 @@ def _tick() -> float | None:
     return interval
 
 
-def _problem(operator: bpy.types.Operator, error: SetupError | BackendUnavailable) -> set[str]:
-    operator.report({"ERROR"}, f"{error.message[:1].upper()}{error.message[1:]}. {error.hint}")
-    return {"CANCELLED"}
-
-
 def _idle_and_online(cls, context: bpy.types.Context) -> bool:
     if not bpy.app.online_access:
         cls.poll_message_set(f"{OFFLINE_MESSAGE}: nothing can be downloaded")
@@ -124,8 +119,8 @@ def start_environment_setup(
             setup_steps(plan, base.version[:2]),
             lambda _: use_backend_python(plan.python),
         )
-    except SetupError as error:
-        return _problem(operator, error)
+    except Problem as error:
+        return report_problem(operator, error.message, error.hint)
     operator.report({"INFO"}, f"Setting up the backend with {base.label}: {plan.torch.reason}")
     return follow(operator, "Backend setup")
 
@@ -134,9 +129,7 @@ def pip_arguments(text: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as error:  # an unclosed quote
-        raise SetupError(
-            f"the pip options cannot be read: {error}", "check their quotes"
-        ) from error
+        raise Problem(f"the pip options cannot be read: {error}", "check their quotes") from error
 
 
 class PARTPACKER_OT_setup_backend(bpy.types.Operator):
@@ -220,8 +213,8 @@ class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
             python = check_python(Path(bpy.path.abspath(self.filepath)))
             get_preferences(context).backend_python = str(python.executable)
             start_check(python.executable)
-        except SetupError as error:
-            return _problem(self, error)
+        except Problem as error:
+            return report_problem(self, error.message, error.hint)
         return follow(self, "Backend check")
 
 
@@ -242,9 +235,9 @@ class PARTPACKER_OT_download_weights(bpy.types.Operator):
         try:
             check_backend_files(settings)
             if prefs.weights_source == "FOLDER" and settings.weights_dir is None:
-                raise SetupError("no weights folder is chosen", "choose the folder first")
-        except (SetupError, BackendUnavailable) as error:
-            return _problem(self, error)
+                raise Problem("no weights folder is chosen", "choose the folder first")
+        except Problem as error:  # BackendUnavailable included
+            return report_problem(self, error.message, error.hint)
         assert settings.python is not None
         step = download_step(
             settings.python,

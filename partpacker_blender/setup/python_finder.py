@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..child_python import NO_CONSOLE_WINDOW, other_python_environment
-from .errors import SetupError
+from ..problems import Problem
 
 MIN_VERSION = (3, 10)
 NEWEST_SUPPORTED = (3, 13)
@@ -27,7 +27,7 @@ PROBE = (
 PYTHON_NAMES = ("python3.13", "python3.12", "python3.11", "python3.10", "python3", "python")
 
 
-class PythonNotUsable(SetupError):
+class PythonNotUsable(Problem):
     """A Python that cannot build the backend's environment."""
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import SetupError
+from ..problems import Problem
 from .runner import POLL_INTERVAL, RunStatus, Step, StepRunner
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class SetupState:
         on_success: Callable[[StepRunner], None] | None = None,
     ) -> Activity:
         if self.activity is not None:
-            raise SetupError(
+            raise Problem(
                 f"{self.activity.status.label} is still running", "wait for it or cancel it"
             )
         self.activity = Activity(StepRunner(steps), on_success)
