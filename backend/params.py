@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import BadInputError
@@ -53,17 +53,23 @@ PARAM_RANGES: dict[str, ParamRange] = {
 }
 
 
+def _default(name: str) -> Any:
+    return PARAM_RANGES[name].default
+
+
 @dataclass(frozen=True)
 class GenerationParams:
-    steps: int = 50
-    cfg_scale: float = 7.0
-    grid_res: int = 384
-    seed: int = 0
-    randomize_seed: bool = True
-    simplify: bool = False
-    target_faces: int = 100_000
-    guidance_fraction: float = 1.0
-    remove_small_pieces: bool = False
+    """The demo's parameters; defaults and ranges from PARAM_RANGES."""
+
+    steps: int = _default("steps")
+    cfg_scale: float = _default("cfg_scale")
+    grid_res: int = _default("grid_res")
+    seed: int = _default("seed")
+    randomize_seed: bool = _default("randomize_seed")
+    simplify: bool = _default("simplify")
+    target_faces: int = _default("target_faces")
+    guidance_fraction: float = _default("guidance_fraction")
+    remove_small_pieces: bool = _default("remove_small_pieces")
 
     @property
     def guidance_steps(self) -> int:
@@ -87,7 +93,7 @@ class GenerationParams:
         if not self.randomize_seed:
             return self
         seed = (rng or random.SystemRandom()).randrange(MAX_SEED)
-        return GenerationParams(**{**asdict(self), "seed": seed, "randomize_seed": False})
+        return replace(self, seed=seed, randomize_seed=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -210,7 +210,7 @@ class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            python = check_python(Path(bpy.path.abspath(self.filepath)))
+            python = check_python(Path(bpy.path.abspath(self.filepath)), for_venv=False)
             get_preferences(context).backend_python = str(python.executable)
             start_check(python.executable)
         except Problem as error:

@@ -18,12 +18,10 @@ MIN_VERSION = (3, 10)
 NEWEST_SUPPORTED = (3, 13)
 """The newest Python with PyTorch wheels when this was written: newer ones are picked last."""
 PROBE_TIMEOUT = 20.0
+PROBE = "print(json.dumps({'version': list(sys.version_info[:3]), 'executable': sys.executable}))"
 # ensurepip is what `python -m venv` needs to put pip into the new environment; some Linux
 # distributions ship it in a separate package (python3-venv).
-PROBE = (
-    "import json, sys, venv, ensurepip; "
-    "print(json.dumps({'version': list(sys.version_info[:3]), 'executable': sys.executable}))"
-)
+VENV_MODULES = "venv, ensurepip"
 PYTHON_NAMES = ("python3.13", "python3.12", "python3.11", "python3.10", "python3", "python")
 
 
@@ -64,17 +62,19 @@ def choose_python(found: list[PythonInstall]) -> PythonInstall:
     return (supported or found)[0]
 
 
-def check_python(path: Path) -> PythonInstall:
-    """The Python at `path` if it can build the environment; PythonNotUsable says why not."""
+def check_python(path: Path, for_venv: bool = True) -> PythonInstall:
+    """The Python at `path` if it is new enough (and, `for_venv`, can build the environment);
+    PythonNotUsable says why not."""
     if not path.is_file():
         raise PythonNotUsable(f"{path} does not exist", "pick the python executable itself")
-    return probe_python([str(path)])
+    return probe_python([str(path)], for_venv)
 
 
-def probe_python(command: Sequence[str]) -> PythonInstall:
+def probe_python(command: Sequence[str], for_venv: bool = True) -> PythonInstall:
+    modules = f"json, sys, {VENV_MODULES}" if for_venv else "json, sys"
     try:
         completed = subprocess.run(
-            [*command, "-c", PROBE],
+            [*command, "-c", f"import {modules}; {PROBE}"],
             capture_output=True,
             text=True,
             timeout=PROBE_TIMEOUT,
@@ -85,6 +85,8 @@ def probe_python(command: Sequence[str]) -> PythonInstall:
         raise PythonNotUsable(f"{' '.join(command)} does not run: {error}") from error
     if completed.returncode != 0:
         detail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        if not for_venv:
+            raise PythonNotUsable(f"{' '.join(command)} does not run: {detail}")
         raise PythonNotUsable(
             f"{' '.join(command)} cannot create environments: {detail}",
             "install Python's venv support (on Debian/Ubuntu: the python3-venv package)",

@@ -134,6 +134,24 @@ def test_old_or_broken_pythons_are_refused_with_reasons(setup_modules, tmp_path:
         finder.check_python(tmp_path / "missing" / "python")
 
 
+def test_an_existing_environment_needs_no_venv_support(setup_modules, tmp_path: Path) -> None:
+    finder = setup_modules.python_finder
+    existing = fake_python(
+        tmp_path,
+        'case "$2" in *ensurepip*) echo "No module named ensurepip" >&2; exit 1;; esac\n'
+        """echo '{"version": [3, 12, 1], "executable": "/env/bin/python"}'""",
+    )
+    assert finder.check_python(existing, for_venv=False).executable == Path("/env/bin/python")
+    with pytest.raises(finder.PythonNotUsable, match="cannot create environments"):
+        finder.check_python(existing)
+
+
+def test_a_program_that_does_not_answer_as_python_is_refused(setup_modules, tmp_path) -> None:
+    finder = setup_modules.python_finder
+    with pytest.raises(finder.PythonNotUsable, match="did not answer as a Python does"):
+        finder.check_python(fake_python(tmp_path, "echo hello"))
+
+
 # --- Planning the environment --------------------------------------------------------------------
 
 
