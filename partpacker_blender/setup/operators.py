@@ -90,6 +90,10 @@ def _idle_and_online(cls, context: bpy.types.Context) -> bool:
     if not bpy.app.online_access:
         cls.poll_message_set(f"{OFFLINE_MESSAGE}: nothing can be downloaded")
         return False
+    return _idle(cls, context)
+
+
+def _idle(cls, context: bpy.types.Context) -> bool:
     if state.current().activity is not None:
         cls.poll_message_set("Wait for the running setup step or cancel it")
         return False
@@ -102,6 +106,13 @@ def start_environment_setup(
     """Plan the environment (the Python given, else the best one found) and start building it."""
     system = platform.system()
     try:
+        pip_args = tuple(pip_arguments(pip_options))
+        if not bpy.app.online_access and "--no-index" not in pip_args:
+            raise Problem(
+                f"{OFFLINE_MESSAGE}: nothing can be downloaded",
+                "allow online access, or install from a folder of wheels "
+                "(pip_options='--no-index --find-links FOLDER')",
+            )
         base = (
             check_python(Path(bpy.path.abspath(python_text)))
             if python_text
@@ -113,7 +124,7 @@ def start_environment_setup(
             requirements=backend_requirements(backend_root()),
             torch=detect_torch_build(system),
             system=system,
-            pip_args=tuple(pip_arguments(pip_options)),
+            pip_args=pip_args,
         )
         state.current().start(
             setup_steps(plan, base.version[:2]),
@@ -155,7 +166,7 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _idle_and_online(cls, context)
+        return _idle(cls, context)  # offline, a script may still install from local wheels
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         return start_environment_setup(self, self.python, self.pip_options)

@@ -55,6 +55,7 @@ def draw_environment(layout: bpy.types.UILayout, context: bpy.types.Context) -> 
     column.label(text=str(environment_dir()))
     draw_offline_note(layout)
     row = layout.row(align=True)
+    row.enabled = bpy.app.online_access  # the button downloads; scripts may use local wheels
     row.operator("partpacker.setup_backend", icon="IMPORT")
     row.operator("partpacker.setup_backend_with_python", icon="FILEBROWSER")
     layout.operator("partpacker.use_existing_python", icon="FILE_SCRIPT")

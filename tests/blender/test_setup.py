@@ -324,13 +324,17 @@ def test_cancel_stops_the_child_process(setup_modules) -> None:
 # --- The operators -------------------------------------------------------------------------------
 
 
-def test_setup_is_disabled_while_blender_is_offline(addon) -> None:
+def test_setup_downloads_nothing_while_blender_is_offline(addon, tmp_path) -> None:
     assert not bpy.app.online_access
-    assert not bpy.ops.partpacker.setup_backend.poll()
     assert not bpy.ops.partpacker.download_weights.poll()
     assert not bpy.ops.partpacker.setup_backend_with_python.poll()
     with pytest.raises(RuntimeError, match="Online access is off"):
         bpy.ops.partpacker.setup_backend()
+    missing = tmp_path / "nowhere" / "python3"
+    with pytest.raises(RuntimeError, match="does not exist"):  # past the offline check
+        bpy.ops.partpacker.setup_backend(
+            python=str(missing), pip_options=f"--no-index --find-links {tmp_path}"
+        )
 
 
 def test_a_picked_python_that_does_not_exist_is_refused(addon, prefs, online, tmp_path) -> None:
