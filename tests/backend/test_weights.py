@@ -12,9 +12,10 @@ import random
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -558,6 +559,20 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
         yield server
 
 
+def cancelled_download(
+    stop: Callable[[tuple[int, int, str]], bool], **where: Any
+) -> list[tuple[int, int, str]]:
+    """A download cancelled once `stop` holds for its latest progress call; all the calls."""
+    calls: list[tuple[int, int, str]] = []
+    with pytest.raises(Cancelled):
+        download_weights(
+            **where,
+            progress=lambda *call: calls.append(call),
+            should_cancel=lambda: bool(calls) and stop(calls[-1]),
+        )
+    return calls
+
+
 def test_download_fills_the_cache_with_progress(tmp_path: Path, hub: LocalHub) -> None:
     calls: list[tuple[int, int, str]] = []
     cache = tmp_path / "cache"
@@ -587,14 +602,7 @@ def test_download_into_a_local_folder(tmp_path: Path, hub: LocalHub) -> None:
 
 def test_cancel_between_files_then_resume(tmp_path: Path, hub: LocalHub) -> None:
     cache = tmp_path / "cache"
-    calls: list[tuple[int, int, str]] = []
-    with pytest.raises(Cancelled):
-        download_weights(
-            cache_dir=cache,
-            endpoint=hub.url,
-            progress=lambda *call: calls.append(call),
-            should_cancel=lambda: bool(calls) and calls[-1][2] == "vae.pt",
-        )
+    cancelled_download(lambda call: call[2] == "vae.pt", cache_dir=cache, endpoint=hub.url)
     assert len(hub.gets("flow.pt")) == 1
     assert hub.gets("vae.pt") == []
     download_weights(cache_dir=cache, endpoint=hub.url)
@@ -610,15 +618,10 @@ def test_a_download_stopped_inside_a_file_goes_on_from_where_it_stopped(
     where = {"cache_dir": tmp_path / "cache", "endpoint": hub.url}
     if into == "folder":
         where["local_dir"] = tmp_path / "weights"
-    calls: list[tuple[int, int, str]] = []
-    with pytest.raises(Cancelled, match=re.escape("flow.pt")):
-        download_weights(
-            **where,
-            progress=lambda *call: calls.append(call),
-            should_cancel=lambda: bool(calls) and calls[-1][0] >= 2048,
-        )
+    calls = cancelled_download(lambda call: call[0] >= 2048, **where)
     flow = hub.files["nvidia/PartPacker/flow.pt"]
-    stopped_at = calls[-1][0]
+    stopped_at, _, stopped_in = calls[-1]
+    assert stopped_in == "flow.pt"
     assert 2048 <= stopped_at < len(flow)
     with pytest.raises(WeightsError, match=re.escape("flow.pt")):
         resolve_weights(where.get("local_dir"), cache_dir=tmp_path / "cache")
@@ -638,14 +641,7 @@ def test_a_damaged_partial_file_is_thrown_away_not_used(
 ) -> None:
     monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
     cache = tmp_path / "cache"
-    calls: list[tuple[int, int, str]] = []
-    with pytest.raises(Cancelled):
-        download_weights(
-            cache_dir=cache,
-            endpoint=hub.url,
-            progress=lambda *call: calls.append(call),
-            should_cancel=lambda: bool(calls) and calls[-1][0] >= 2048,
-        )
+    cancelled_download(lambda call: call[0] >= 2048, cache_dir=cache, endpoint=hub.url)
     (partial,) = cache.rglob("*.partial")
     partial.write_bytes(b"\0" * partial.stat().st_size)
     with pytest.raises(WeightsError, match="damaged"):

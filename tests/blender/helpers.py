@@ -1,10 +1,15 @@
-"""Synthetic parts in the protocol's layout (backend/PROTOCOL.md), written without the add-on."""
+"""Synthetic parts in the protocol's layout (backend/PROTOCOL.md), written without the add-on;
+layouts drawn in a process of their own."""
 
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,3 +114,18 @@ def write_glb(path: Path, spheres, colors) -> Path:
     chunks += struct.pack("<II", len(blob), 0x004E4942) + blob
     path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
     return path
+
+
+def drawn_in_own_process(python_arguments: list[str], output: Path) -> Any:
+    """Run `python python_arguments...` (a drawing that writes `output` as JSON, see
+    draw_panels.py for why it needs a process of its own) and read what it drew."""
+    completed = subprocess.run(
+        [sys.executable, *python_arguments],
+        cwd=Path(__file__).parent,
+        env={k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert output.is_file(), f"nothing drawn:\n{completed.stdout}\n{completed.stderr[-3000:]}"
+    return json.loads(output.read_text())

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import drawn_in_own_process
 
 HERE = Path(__file__).parent
 
@@ -16,16 +13,7 @@ HERE = Path(__file__).parent
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory) -> dict[str, list[dict]]:
     output = tmp_path_factory.mktemp("draw") / "drawn.json"
-    completed = subprocess.run(
-        [sys.executable, str(HERE / "draw_panels.py"), str(output)],
-        cwd=HERE,
-        env={k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert output.is_file(), f"nothing drawn:\n{completed.stdout}\n{completed.stderr[-3000:]}"
-    return json.loads(output.read_text())
+    return drawn_in_own_process([str(HERE / "draw_panels.py"), str(output)], output)
 
 
 def calls(record: list[dict], name: str) -> list[dict]:

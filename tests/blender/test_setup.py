@@ -18,6 +18,7 @@ from types import ModuleType
 import bpy
 import pytest
 import tomllib
+from helpers import drawn_in_own_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = Path(os.environ.get("PARTPACKER_WHEELHOUSE", "/tmp/partpacker-wheelhouse"))
@@ -544,17 +545,8 @@ def test_local_folder_missing_and_corrupt_files_are_reported(
 def drawn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
     """draw_setup in several states, in its own process (see draw_panels.py for why)."""
     output = tmp_path_factory.mktemp("draw-setup") / "drawn.json"
-    here = Path(__file__).parent
-    completed = subprocess.run(
-        [sys.executable, "-c", f"import test_setup; test_setup.draw_in_popup({str(output)!r})"],
-        cwd=here,
-        env={k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert output.is_file(), f"nothing drawn:\n{completed.stdout}\n{completed.stderr[-3000:]}"
-    return json.loads(output.read_text())
+    drawing = f"import test_setup; test_setup.draw_in_popup({str(output)!r})"
+    return drawn_in_own_process(["-c", drawing], output)
 
 
 def drawn_texts(record: list[dict], call: str = "label") -> list[str]:
