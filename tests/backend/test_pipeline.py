@@ -11,7 +11,7 @@ import pytest
 import torch
 import trimesh
 
-from backend.errors import BadInputError, Cancelled
+from backend.errors import BadInputError, Cancelled, DeviceOutOfMemoryError
 from backend.export import read_npz
 from backend.models import normalize_image
 from backend.params import GenerationParams
@@ -126,3 +126,22 @@ def test_a_compiled_dit_samples_what_the_eager_one_does(
     torch.testing.assert_close(sample(compiled.models.dit, cond, noise, 3, 7.0), expected)
     result = compiled.generate(object_image, tmp_path, GenerationParams(seed=11, **QUICK))
     assert len(read_npz(result.npz)) >= 2
+
+
+def test_out_of_device_memory_is_a_clear_error_and_the_next_job_runs(
+    tiny_pipeline: PartPackerPipeline,
+    object_image: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def exhausted(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr("backend.pipeline.sample", exhausted)
+    params = GenerationParams(seed=3, **QUICK)
+    with pytest.raises(DeviceOutOfMemoryError) as caught:
+        tiny_pipeline.generate(object_image, tmp_path / "a", params)
+    assert caught.value.exit_code == 4
+    assert "grid resolution" in caught.value.hint
+    monkeypatch.undo()
+    assert read_npz(tiny_pipeline.generate(object_image, tmp_path / "b", params).npz)
