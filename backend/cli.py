@@ -26,6 +26,7 @@ from .errors import (
     OutputError,
     PartPackerError,
     WeightsError,
+    describe_bug,
 )
 from .params import PARAM_RANGES, GenerationParams, ParamRange, plain_number
 
@@ -70,11 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PartPackerError as error:
         return report_error(error, verbosity)
     except Exception as error:  # the last line of defence: a bug gets one line, not a crash dump
-        internal = PartPackerError(
-            f"internal error: {type(error).__name__}: {error}",
-            "run again with --verbose for the traceback, and please report it",
-        )
-        return report_error(internal, verbosity)
+        hint = "run again with --verbose for the traceback, and please report it"
+        return report_error(describe_bug(error, hint), verbosity)
 
 
 def report_error(error: PartPackerError, verbosity: int) -> int:

@@ -53,3 +53,8 @@ class Cancelled(PartPackerError):
 
     code = "cancelled"
     exit_code = 130
+
+
+def describe_bug(error: Exception, hint: str) -> PartPackerError:
+    """An unexpected exception as an `internal` error the user can pass on."""
+    return PartPackerError(f"internal error: {type(error).__name__}: {error}", hint)

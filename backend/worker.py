@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from .errors import BadInputError, Cancelled, PartPackerError
+from .errors import BadInputError, Cancelled, PartPackerError, describe_bug
 from .params import GenerationParams
 
 if TYPE_CHECKING:
@@ -139,10 +139,7 @@ def reused_id(request_id: str) -> ProtocolError:
 
 
 def internal_error(error: Exception) -> PartPackerError:
-    return PartPackerError(
-        f"internal error: {type(error).__name__}: {error}",
-        "this is a bug; the traceback says where, please report it",
-    )
+    return describe_bug(error, "this is a bug; the traceback says where, please report it")
 
 
 class EventChannel:

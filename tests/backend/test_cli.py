@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.cli import build_parser, settings_from_args
+from backend.cli import build_parser, main, settings_from_args
 from backend.params import PARAM_RANGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -305,3 +305,16 @@ def test_download_offline_with_an_empty_cache_exits_3(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     completed = run_backend("download", "--cache-dir", tmp_path, env=env)
     assert_one_line_error(completed, EXIT_WEIGHTS, "HF_HUB_OFFLINE", "flow.pt")
+
+
+def test_a_bug_is_one_line_and_exit_code_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(args: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("backend.cli.run_prepare", broken)
+    assert main(["prepare", "photo.png", "-o", "preview.png"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].endswith("internal error: RuntimeError: a bug")
+    assert "--verbose" in lines[-1]

@@ -8,6 +8,7 @@ reach the protocol stream.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 import backend
+from backend.worker import EventChannel, Worker
 
 REPO = Path(__file__).resolve().parents[2]
 ROBOT = REPO / "examples" / "robot.png"
@@ -444,3 +446,26 @@ def test_unusable_settings_end_the_worker_before_hello(tiny_flags: list[str]) ->
     assert_error(first, "bad_input", None)
     assert "guesswork" in first["message"]
     assert session.close() == 2
+
+
+def test_a_bug_in_a_job_is_an_internal_error_with_its_traceback() -> None:
+    class BrokenPipeline:
+        loaded = False
+
+        def prepare(self, image: Path, preview: Path) -> None:
+            raise RuntimeError("a bug")
+
+    stream = io.StringIO()
+    worker = Worker(BrokenPipeline(), EventChannel(stream))  # type: ignore[arg-type]
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    worker.handle_line(json.dumps({"id": "p", "type": "prepare", "image": "a", "output": "b"}))
+    deadline = time.monotonic() + TIMEOUT
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop(None)
+    runner.join()
+    (event,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (event["event"], event["id"], event["code"]) == ("error", "p", "internal")
+    assert event["message"] == "internal error: RuntimeError: a bug"
+    assert 'raise RuntimeError("a bug")' in event["traceback"]
