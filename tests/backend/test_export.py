@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from reference import TINY
 from safetensors.numpy import load_file
 
 from backend.errors import BadInputError, OutputError
@@ -17,7 +18,7 @@ from backend.export import read_npz, write_glb, write_npz
 from backend.meshing import extract_mesh
 from backend.parts import PALETTE, Part, assemble_parts
 
-MESH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "tiny" / "mesh"
+MESH = TINY / "mesh"
 FIXTURE = load_file(MESH / "mcubes_analytic.safetensors")
 GLB_MATRIX = np.array(json.loads((MESH / "mcubes_analytic.json").read_text())["glb_matrix_M"])
 HIER_GRID = load_file(MESH.parent / "vae" / "hier_analytic_r32.safetensors")["grid"]

@@ -3,10 +3,9 @@ clean-up and decimation."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from reference import TINY
 from safetensors.numpy import load_file
 
 from backend.errors import BadInputError
@@ -21,7 +20,6 @@ from backend.meshing import (
     split_parts,
 )
 
-TINY = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "tiny"
 MESH_FIXTURE = load_file(TINY / "mesh" / "mcubes_analytic.safetensors")
 ANALYTIC = load_file(TINY / "vae" / "hier_analytic_r32.safetensors")
 GRIDS = {"dense": ANALYTIC["dense_analytic_r32"], "hierarchical": ANALYTIC["grid"]}
