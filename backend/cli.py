@@ -153,7 +153,8 @@ def settings_arguments() -> ArgumentParser:
     group.add_argument(
         "--low-memory",
         action="store_true",
-        help="keep the image encoder in host memory except while it runs (less GPU memory)",
+        help="keep each network in host memory except while it runs (a third of the GPU "
+        "memory, some seconds of transfers per job)",
     )
     group.add_argument(
         "--weights-cache",

@@ -33,6 +33,9 @@ from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
 
+LOW_MEMORY_QUERY_BYTES = 2 << 30
+"""Device memory for one VAE query chunk in low-memory mode."""
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -56,7 +59,9 @@ class PipelineSettings:
     rembg_model: str = "u2net"
     rembg_model_path: Path | None = None
     low_memory: bool = False
-    """Keep DINOv2 in host memory except while it conditions (peak device memory ~4 GB)."""
+    """Keep each network in host memory except while it runs (DINOv2, then the DiT, then the
+    VAE), and bound the query chunks: the peak is about the largest network, ~3 GB in bf16,
+    for some seconds of transfers per job."""
     decode_strategy: str = "surface"
     """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
     (the official coarse-to-fine decoder, query for query)."""
@@ -193,17 +198,16 @@ class PartPackerPipeline:
         return self.models
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
-        device = self.placement.device
         with torch.device("meta"):
             dinov2 = DINOv2(self.configs.dinov2)
             dit = DiT(self.configs.dit)
             vae = VAE(self.configs.vae)
-        dino_device = "cpu" if self.settings.low_memory else device
-        self._load(dinov2, files.dinov2, "", dino_device)
+        home = torch.device("cpu") if self.settings.low_memory else self.placement.device
+        self._load(dinov2, files.dinov2, "", home)
         step(1, 3)
-        self._load(dit, files.flow, "dit.", device)
+        self._load(dit, files.flow, "dit.", home)
         step(2, 3)
-        self._load(vae, files.vae, "", device)
+        self._load(vae, files.vae, "", home)
         step(3, 3)
         return Models(dinov2, dit, vae)
 
@@ -266,11 +270,12 @@ class PartPackerPipeline:
             output_dir = make_output_dir(output_dir)
             prepared.save_preview(output_dir / "preview.png")
         models = self._ensure_loaded(clock)
-        with clock.stage("condition"):
-            cond = self._condition(models, prepared)
-        with clock.stage("sample", params.steps) as step:
+        with clock.stage("condition"), self._on_device(models.dinov2):
+            cond = self._condition(models.dinov2, prepared)
+        with clock.stage("sample", params.steps) as step, self._on_device(models.dit):
             latent = self._sample(models.dit, cond, params, step, clock.should_cancel)
-        grids = self._decode(models.vae, latent, params.grid_res, clock)
+        with self._on_device(models.vae):
+            grids = self._decode(models.vae, latent, params.grid_res, clock)
         options = MeshOptions(
             simplify=params.simplify,
             target_faces=params.target_faces,
@@ -292,16 +297,24 @@ class PartPackerPipeline:
             write_npz(parts, output_dir / "parts.npz")
         return self._record(image, output_dir, params, parts, clock.timings)
 
-    @torch.no_grad()
-    def _condition(self, models: Models, prepared: PreparedImage) -> torch.Tensor:
-        device = self.placement.device
-        pixels = torch.from_numpy(prepared.model_input())[None].to(device)
+    @contextlib.contextmanager
+    def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
+        """In low-memory mode, `module` is on the device only inside this block (and leaves it
+        whatever happens there); otherwise it stays where it was loaded, on the device."""
+        if not self.settings.low_memory:
+            yield
+            return
+        module.to(self.placement.device)
         try:
-            return models.dinov2.to(device).condition(normalize_image(pixels))
-        finally:  # in low-memory mode DINOv2 leaves the device even when conditioning failed
-            if self.settings.low_memory:
-                models.dinov2.to("cpu")
-                self._release_cached_memory()
+            yield
+        finally:
+            module.to("cpu")
+            self._release_cached_memory()
+
+    @torch.no_grad()
+    def _condition(self, dinov2: DINOv2, prepared: PreparedImage) -> torch.Tensor:
+        pixels = torch.from_numpy(prepared.model_input())[None].to(self.placement.device)
+        return dinov2.condition(normalize_image(pixels))
 
     def _sample(
         self,
@@ -334,7 +347,7 @@ class PartPackerPipeline:
         grids = []
         decode = COARSE_TO_FINE[self.settings.decode_strategy]
         chunk_size = self.settings.query_chunk_size or query_chunk_size(
-            self.placement, self.configs.vae
+            self.placement, self.configs.vae, self.settings.low_memory
         )
         total = levels * len(volumes)
         with clock.stage("decode", total) as step:
@@ -392,15 +405,17 @@ class PartPackerPipeline:
             torch.cuda.empty_cache()
 
 
-def query_chunk_size(placement: Placement, config: VAEConfig) -> int:
-    """As many points per query as fit in half the free device memory, between 8192 and 2^20.
-    Per point: the query's activations, and attention scores in case no fused kernel runs."""
+def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
+    """As many points per query as fit in half the free device memory (at most
+    LOW_MEMORY_QUERY_BYTES in low-memory mode), between 8192 and 2^20. Per point: the query's
+    activations, and attention scores in case no fused kernel runs."""
     if placement.device.type != "cuda":
         return 8192  # CPU attention runs unfused: bigger chunks only cost memory
     free, _ = torch.cuda.mem_get_info(placement.device)
+    budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
     activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
     scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(free // 2 // (activations + scores), 8192), 1 << 20))
+    return int(min(max(budget // (activations + scores), 8192), 1 << 20))
 
 
 def part_summary(part: Part) -> dict[str, Any]:

@@ -52,8 +52,8 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
     low_memory: BoolProperty(
         name="Low GPU Memory",
-        description="Keep the image encoder in main memory except while it reads the image "
-        "(about 4.5 GB less GPU memory, a little slower)",
+        description="Keep each network in main memory except while it runs (about a third of "
+        "the GPU memory, a few seconds slower)",
     )
     fast_start_cache: BoolProperty(
         name="Fast Start Cache",

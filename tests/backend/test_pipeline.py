@@ -145,3 +145,33 @@ def test_out_of_device_memory_is_a_clear_error_and_the_next_job_runs(
     assert "grid resolution" in caught.value.hint
     monkeypatch.undo()
     assert read_npz(tiny_pipeline.generate(object_image, tmp_path / "b", params).npz)
+
+
+@pytest.mark.parametrize("low_memory", [True, False])
+def test_low_memory_mode_has_one_network_on_the_device_at_a_time(
+    tiny_settings: PipelineSettings, object_image: Path, tmp_path: Path, low_memory: bool
+) -> None:
+    pipeline = PartPackerPipeline(replace(tiny_settings, low_memory=low_memory))
+    models = pipeline.load()
+    moves: list[tuple[str, str, str]] = []
+    stage: list[str] = ["before"]
+    for name in ("dinov2", "dit", "vae"):
+        network = getattr(models, name)
+        original = network.to
+
+        def recorded(device, name=name, original=original):  # type: ignore[no-untyped-def]
+            moves.append((stage[0], name, str(device)))
+            return original(device)
+
+        network.to = recorded  # type: ignore[method-assign]
+    params = GenerationParams(seed=5, **QUICK)
+    pipeline.generate(
+        object_image, tmp_path, params, on_progress=lambda event: stage.__setitem__(0, event.stage)
+    )
+    if not low_memory:
+        assert moves == []
+        return
+    # Each network comes to the device for its stage and leaves for host memory after it.
+    assert [name for _, name, _ in moves] == ["dinov2", "dinov2", "dit", "dit", "vae", "vae"]
+    assert [stage for stage, _, _ in moves[1::2]] == ["condition", "sample", "decode"]
+    assert {device for _, _, device in moves[1::2]} == {"cpu"}
