@@ -71,9 +71,10 @@ def query_points(
     points: torch.Tensor,
     chunk_size: int,
     should_cancel: CancelCheck | None = None,
-) -> torch.Tensor:
-    """Evaluate `field` in chunks, checking for cancellation before each chunk. A chunk that runs
-    out of device memory is retried in halves down to MIN_CHUNK_SIZE before the error stands."""
+) -> tuple[torch.Tensor, int]:
+    """Evaluate `field` in chunks, checking for cancellation before each chunk; the values, and
+    the chunk size for the next call. A chunk that runs out of device memory is retried in
+    halves down to MIN_CHUNK_SIZE before the error stands; the smaller size is then kept."""
     values = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
     start = 0
     while start < points.shape[0]:
@@ -88,7 +89,7 @@ def query_points(
             log.warning("out of device memory: querying in chunks of %d points", chunk_size)
             continue
         start += chunk_size
-    return values
+    return values, chunk_size
 
 
 def refinement_mask(coarse: torch.Tensor, resolution: int, band: float = BAND) -> torch.Tensor:
@@ -123,9 +124,19 @@ def dense_grid(
     device: torch.device | str = "cpu",
     should_cancel: CancelCheck | None = None,
 ) -> torch.Tensor:
+    return _dense_grid(field, resolution, chunk_size, device, should_cancel)[0]
+
+
+def _dense_grid(
+    field: Field,
+    resolution: int,
+    chunk_size: int,
+    device: torch.device | str,
+    should_cancel: CancelCheck | None,
+) -> tuple[torch.Tensor, int]:
     points = linspace_points(resolution, device)
-    values = query_points(field, points, chunk_size, should_cancel)
-    return values.view((resolution + 1,) * 3)
+    values, chunk_size = query_points(field, points, chunk_size, should_cancel)
+    return values.view((resolution + 1,) * 3), chunk_size
 
 
 def hierarchical_grid(
@@ -139,14 +150,14 @@ def hierarchical_grid(
 ) -> torch.Tensor:
     """Query the coarsest level densely, then at each finer level only near the surface."""
     levels = grid_levels(resolution, min_resolution)
-    grid = dense_grid(field, levels[0], chunk_size, device, should_cancel=should_cancel)
+    grid, chunk_size = _dense_grid(field, levels[0], chunk_size, device, should_cancel)
     if on_level is not None:
         on_level(1, len(levels))
     for number, level in enumerate(levels[1:], start=2):
         indices = refinement_mask(grid, level).nonzero()
         points = (indices.float() * 2 / level - 1).contiguous()
         grid = torch.full((level + 1,) * 3, UNQUERIED, dtype=torch.float32, device=device)
-        values = query_points(field, points, chunk_size, should_cancel=should_cancel)
+        values, chunk_size = query_points(field, points, chunk_size, should_cancel)
         grid[indices[:, 0], indices[:, 1], indices[:, 2]] = values
         if on_level is not None:
             on_level(number, len(levels))
@@ -175,7 +186,7 @@ def surface_grid(
     synthetic volumes (tests), for under half of its queries at 384.
     """
     levels = grid_levels(resolution, min_resolution)
-    grid = dense_grid(field, levels[0], chunk_size, device, should_cancel=should_cancel)
+    grid, chunk_size = _dense_grid(field, levels[0], chunk_size, device, should_cancel)
     known = torch.ones_like(grid, dtype=torch.bool)
     if on_level is not None:
         on_level(1, len(levels))
@@ -185,7 +196,7 @@ def surface_grid(
         grid, known_here = upsample_with_sign_fill(grid, known, level)
         indices = (marked & ~known_here).nonzero()
         points = (indices.float() * 2 / level - 1).contiguous()
-        values = query_points(field, points, chunk_size, should_cancel=should_cancel)
+        values, chunk_size = query_points(field, points, chunk_size, should_cancel)
         grid[indices[:, 0], indices[:, 1], indices[:, 2]] = values
         known = known_here
         known[indices[:, 0], indices[:, 1], indices[:, 2]] = True

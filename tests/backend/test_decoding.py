@@ -219,6 +219,18 @@ def test_out_of_memory_retries_in_smaller_chunks() -> None:
     grid = dense_grid(small_device, 16, chunk_size=16384)
     assert torch.equal(grid, dense_grid(analytic_occupancy, 16))
 
+    oversized: list[int] = []
+
+    def remembers(points: torch.Tensor) -> torch.Tensor:
+        if points.shape[0] > 3000:
+            oversized.append(points.shape[0])
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return analytic_occupancy(points)
+
+    surface_grid(remembers, 32, 8, chunk_size=16384)
+    # 16384 -> 8192 -> 4096 -> 2048 works: three failures in all, not three at every level.
+    assert 0 < len(oversized) <= 3
+
     def no_device(points: torch.Tensor) -> torch.Tensor:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
