@@ -23,7 +23,7 @@ import shutil
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 CHUNK_BYTES = 1 << 20
@@ -139,32 +139,41 @@ def fetch_checked(remote: RemoteFile, partial: Path, counter: ByteCounter) -> Pa
     have = partial.stat().st_size if partial.is_file() else 0
     if have > remote.size:
         have = 0
+    # The hash is taken as the bytes arrive; only bytes kept from an earlier run are read back.
+    digest = hashlib.sha256() if SHA256_HEX.fullmatch(remote.etag) else None
+    if digest is not None and have:
+        hash_file(partial, digest)
     counter.started(remote.size, have)
     if have < remote.size:
-        have = _fetch_rest(remote, partial, have, counter)
+        have, digest = _fetch_rest(remote, partial, have, counter, digest)
     if have != remote.size:
         raise OSError(
             f"{remote.filename}: the server sent {have:,} of {remote.size:,} bytes; "
             "run the download again to fetch the rest"
         )
-    if SHA256_HEX.fullmatch(remote.etag) and sha256_of(partial) != remote.etag:
+    if digest is not None and digest.hexdigest() != remote.etag:
         partial.unlink()
         raise OSError(f"{remote.filename} arrived damaged (its sha256 is not the hub's)")
     return partial
 
 
-def _fetch_rest(remote: RemoteFile, partial: Path, have: int, counter: ByteCounter) -> int:
-    """Append the bytes from `have` on; returns the size reached."""
+def _fetch_rest(
+    remote: RemoteFile, partial: Path, have: int, counter: ByteCounter, digest: Any | None
+) -> tuple[int, Any | None]:
+    """Append the bytes from `have` on, feeding `digest`; the size reached and the digest."""
     with _open(remote, have) as response:
         if have and response.status != 206:  # the server sends the whole file instead
             have = 0
             counter.started(remote.size, 0)
+            digest = hashlib.sha256() if digest is not None else None
         with partial.open("ab" if have else "wb") as out:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 have += len(chunk)
                 counter.advance(len(chunk))
-    return have
+    return have, digest
 
 
 def _open(remote: RemoteFile, start: int):
@@ -192,9 +201,7 @@ class TokenStaysOnItsHost(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_file(path: Path, digest: Any) -> None:
     with path.open("rb") as stream:
         while chunk := stream.read(CHUNK_BYTES * 8):
             digest.update(chunk)
-    return digest.hexdigest()
