@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .errors import CancelCheck, Cancelled
 from .models import VAE
+from .models.vae import QueryContext
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,25 @@ def linspace_points(resolution: int, device: torch.device | str = "cpu") -> torc
 
 
 def vae_field(vae: VAE, latent: torch.Tensor, reuse_context: bool = True) -> Field:
-    """The occupancy field of one part latent [1, latent_size, latent_dim]. The query's keys and
-    values depend only on the latent, so they are computed once here, not once per chunk as the
-    official decoder does (`reuse_context=False` does that, for benchmarks)."""
-    with torch.no_grad():
-        hidden = vae.decode(latent)
-        context = vae.query_context(hidden) if reuse_context else None
+    """The occupancy field of one part latent [1, latent_size, latent_dim]."""
+    return vae_fields(vae, latent, reuse_context)[0]
 
+
+def vae_fields(vae: VAE, latents: torch.Tensor, reuse_context: bool = True) -> list[Field]:
+    """The occupancy fields of part latents [B, latent_size, latent_dim], their decoder run as
+    one batch. The query's keys and values depend only on the latent, so they are computed once
+    here, not once per chunk as the official decoder does (`reuse_context=False` does that, for
+    benchmarks)."""
+    with torch.no_grad():
+        hidden = vae.decode(latents)
+        context = vae.query_context(hidden) if reuse_context else None
+    return [
+        _field(vae, hidden[index : index + 1], None if context is None else context.select(index))
+        for index in range(len(latents))
+    ]
+
+
+def _field(vae: VAE, hidden: torch.Tensor, context: QueryContext | None) -> Field:
     def field(points: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             if context is None:

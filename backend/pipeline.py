@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .decoding import COARSE_TO_FINE, MIN_RESOLUTION, grid_levels, vae_field
+from .decoding import COARSE_TO_FINE, MIN_RESOLUTION, grid_levels, vae_field, vae_fields
 from .device import Placement, choose_placement
 from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError, OutputError
 from .export import write_glb, write_json, write_npz
@@ -69,6 +69,9 @@ class PipelineSettings:
     """Points per VAE query; None sizes chunks from free device memory."""
     reuse_query_context: bool = True
     """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
+    decode_volumes_together: bool = True
+    """Run the VAE's decoder over both volumes' latents as one batch (False: one after the other,
+    as official)."""
     compile_dit: bool = False
     """Run the DiT through torch.compile: fused kernels for every later step, but the first job
     pays the compilation (tens of seconds, again for each new batch shape)."""
@@ -344,6 +347,11 @@ class PartPackerPipeline:
     ) -> list[np.ndarray]:
         levels = len(grid_levels(resolution, MIN_RESOLUTION))
         volumes = latent.chunk(2, dim=1)
+        reuse = self.settings.reuse_query_context
+        if self.settings.decode_volumes_together:
+            fields = vae_fields(vae, torch.cat(volumes), reuse)
+        else:
+            fields = [vae_field(vae, volume, reuse) for volume in volumes]
         grids = []
         decode = COARSE_TO_FINE[self.settings.decode_strategy]
         chunk_size = self.settings.query_chunk_size or query_chunk_size(
@@ -351,13 +359,13 @@ class PartPackerPipeline:
         )
         total = levels * len(volumes)
         with clock.stage("decode", total) as step:
-            for index, part_latent in enumerate(volumes):
+            for index, field in enumerate(fields):
 
                 def on_level(done: int, _: int, first: int = index * levels) -> None:
                     step(first + done, total)
 
                 grid = decode(
-                    vae_field(vae, part_latent, self.settings.reuse_query_context),
+                    field,
                     resolution,
                     MIN_RESOLUTION,
                     chunk_size,

@@ -5,8 +5,10 @@
 
 Random weights stand in for the checkpoints (or `--weights-dir` loads the real ones). Modes:
   official   everything resident, hierarchical decoder, query chunks of 8192, the query's keys
-             and values recomputed for every chunk (as the official app)
-  ours       surface decoder, chunks sized from free memory, keys/values once per volume
+             and values recomputed for every chunk, one volume after the other (as the
+             official app)
+  ours       surface decoder, chunks sized from free memory, keys/values once per volume,
+             both volumes through the decoder in one batch
   ours-lowmem  ours with each network on the device only while it runs, query chunks bounded
   ours-compiled  ours with the DiT through torch.compile; a first job compiles (timed apart)
 Prints per-stage seconds, FLOPs per stage (PyTorch's flop counter) and peak device memory, and
@@ -54,7 +56,10 @@ MEDIUM = {
 FULL = {"dit": DiTConfig(), "vae": VAEConfig(), "dinov2": DINOv2Config()}
 MODES = {
     "official": PipelineSettings(
-        decode_strategy="hierarchical", query_chunk_size=8192, reuse_query_context=False
+        decode_strategy="hierarchical",
+        query_chunk_size=8192,
+        reuse_query_context=False,
+        decode_volumes_together=False,
     ),
     "ours": PipelineSettings(),
     "ours-lowmem": PipelineSettings(low_memory=True),

@@ -99,6 +99,10 @@ class QueryContext:
     keys: torch.Tensor
     values: torch.Tensor
 
+    def select(self, index: int) -> QueryContext:
+        """The context of one latent of a batch."""
+        return QueryContext(self.keys[index : index + 1], self.values[index : index + 1])
+
 
 class VAE(nn.Module):
     """State dict keys are those of `vae.pt` (encoder tensors included, see EncoderWeights)."""

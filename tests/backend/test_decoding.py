@@ -16,6 +16,7 @@ from backend.decoding import (
     linspace_points,
     surface_grid,
     vae_field,
+    vae_fields,
 )
 from backend.errors import Cancelled
 
@@ -39,6 +40,18 @@ def test_dense_grid_of_the_tiny_vae() -> None:
     latent = tensors("vae/decode_query_fp32.safetensors")["latent"]
     grid = decode_grid(tiny_vae(), latent, 16, mode="dense", chunk_size=1000)
     torch.testing.assert_close(grid, tensors("vae/dense_r16_fp32.safetensors")["grid"], **FP32)
+
+
+def test_both_volumes_through_the_decoder_at_once_give_each_volumes_field() -> None:
+    vae = tiny_vae()
+    latent = tensors("vae/decode_query_fp32.safetensors")["latent"]
+    latents = torch.cat([latent, latent.flip(1) * 0.5])
+    points = torch.rand(500, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    together = vae_fields(vae, latents)
+    for index, field in enumerate(together):
+        alone = vae_field(vae, latents[index : index + 1])
+        torch.testing.assert_close(field(points), alone(points), **FP32)
+    assert not torch.allclose(together[0](points), together[1](points))
 
 
 class RecordingField:
