@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 from . import __version__
-from .decoding import COARSE_TO_FINE, MIN_RESOLUTION, grid_levels, vae_field, vae_fields
+from .decoding import (
+    COARSE_TO_FINE,
+    MIN_RESOLUTION,
+    Field,
+    grid_levels,
+    vae_field,
+    vae_fields,
+)
 from .device import Placement, choose_placement
 from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError, OutputError
 from .export import write_glb, write_json, write_npz
@@ -347,18 +354,14 @@ class PartPackerPipeline:
     ) -> list[np.ndarray]:
         levels = len(grid_levels(resolution, MIN_RESOLUTION))
         volumes = latent.chunk(2, dim=1)
-        reuse = self.settings.reuse_query_context
-        if self.settings.decode_volumes_together:
-            fields = vae_fields(vae, torch.cat(volumes), reuse)
-        else:
-            fields = [vae_field(vae, volume, reuse) for volume in volumes]
-        grids = []
         decode = COARSE_TO_FINE[self.settings.decode_strategy]
-        chunk_size = self.settings.query_chunk_size or query_chunk_size(
-            self.placement, self.configs.vae, self.settings.low_memory
-        )
         total = levels * len(volumes)
+        grids = []
         with clock.stage("decode", total) as step:
+            fields = self._fields(vae, volumes)
+            chunk_size = self.settings.query_chunk_size or query_chunk_size(
+                self.placement, self.configs.vae, self.settings.low_memory
+            )
             for index, field in enumerate(fields):
 
                 def on_level(done: int, _: int, first: int = index * levels) -> None:
@@ -375,6 +378,12 @@ class PartPackerPipeline:
                 )
                 grids.append(grid.cpu().numpy())
         return grids
+
+    def _fields(self, vae: VAE, volumes: tuple[torch.Tensor, ...]) -> list[Field]:
+        reuse = self.settings.reuse_query_context
+        if self.settings.decode_volumes_together:
+            return vae_fields(vae, torch.cat(volumes), reuse)
+        return [vae_field(vae, volume, reuse) for volume in volumes]
 
     def _record(
         self,
