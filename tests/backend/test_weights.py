@@ -639,24 +639,27 @@ def test_a_download_stopped_inside_a_file_goes_on_from_where_it_stopped(
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_a_server_without_ranges_sends_the_whole_file_again(
-    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def stopped_cache(tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache whose download into it was cancelled 2 KiB into flow.pt."""
     monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
     cache = tmp_path / "cache"
     cancelled_download(lambda call: call[0] >= 2048, cache_dir=cache, endpoint=hub.url)
+    return cache
+
+
+def test_a_server_without_ranges_sends_the_whole_file_again(
+    stopped_cache: Path, hub: LocalHub
+) -> None:
+    cache = stopped_cache
     hub.ignore_ranges = True
     files = download_weights(cache_dir=cache, endpoint=hub.url)
     assert hub.gets("flow.pt")[-1] is not None, "it asked for the rest"
     assert files.flow.read_bytes() == hub.files["nvidia/PartPacker/flow.pt"]
 
 
-def test_a_damaged_partial_file_is_thrown_away_not_used(
-    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
-    cache = tmp_path / "cache"
-    cancelled_download(lambda call: call[0] >= 2048, cache_dir=cache, endpoint=hub.url)
+def test_a_damaged_partial_file_is_thrown_away_not_used(stopped_cache: Path, hub: LocalHub) -> None:
+    cache = stopped_cache
     (partial,) = cache.rglob("*.partial")
     partial.write_bytes(b"\0" * partial.stat().st_size)
     with pytest.raises(WeightsError, match="damaged"):
