@@ -88,7 +88,8 @@ def demo(args: argparse.Namespace) -> int:
     run(
         backend_python, "-m", "backend", "generate", EXAMPLE_IMAGE, "-o", output, *weights, cwd=ROOT
     )
-    print(f"\nParts written to {output}; in Blender: PartPacker panel > Import folder.", flush=True)
+    where = "PartPacker panel > Output > Import Job Folder"
+    print(f"\nParts written to {output}; in Blender: {where}.", flush=True)
     return 0
 
 
