@@ -38,6 +38,7 @@ LIBRARIES = (
     "huggingface_hub",
     "safetensors",
     "tqdm",
+    "filelock",
 )
 INSTALL_HINT = "install the backend's requirements: pip install -e . (in the backend's folder)"
 GIB = 1024**3

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import importlib
 import re
 import shutil
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from filelock import FileLock
 
 CHUNK_BYTES = 1 << 20
 READ_TIMEOUT = 60.0
@@ -92,10 +95,10 @@ def transport_errors() -> tuple[type[Exception], ...]:
 def download_to_folder(remote: RemoteFile, folder: Path, counter: ByteCounter) -> Path:
     """`folder/<filename>`; a file already there with the hub's size is kept as it is."""
     target = folder / remote.filename
-    if target.is_file() and target.stat().st_size == remote.size:
-        return target
-    partial = folder / f".{remote.filename}.{remote.etag[:16]}.partial"
-    fetch_checked(remote, partial, counter).replace(target)
+    with one_writer(folder / f".{remote.filename}.lock"):
+        if not (target.is_file() and target.stat().st_size == remote.size):
+            partial = folder / f".{remote.filename}.{remote.etag[:16]}.partial"
+            fetch_checked(remote, partial, counter).replace(target)
     return target
 
 
@@ -104,20 +107,29 @@ def download_to_cache(remote: RemoteFile, cache_dir: Path | None, counter: ByteC
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    repo = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
-        repo_id=remote.repo_id, repo_type="model"
-    )
+    cache = Path(cache_dir or constants.HF_HUB_CACHE)
+    folder = repo_folder_name(repo_id=remote.repo_id, repo_type="model")
+    repo = cache / folder
     blob = repo / "blobs" / remote.etag
     pointer = repo / "snapshots" / remote.commit / remote.filename
-    if not pointer.is_file():
-        if not blob.is_file():
-            fetch_checked(remote, blob.with_name(f"{blob.name}.partial"), counter).replace(blob)
-        point_to_blob(pointer, blob)
+    with one_writer(cache / ".locks" / folder / f"{remote.etag}.lock"):  # huggingface_hub's lock
+        if not pointer.is_file():
+            if not blob.is_file():
+                partial = blob.with_name(f"{blob.name}.partial")
+                fetch_checked(remote, partial, counter).replace(blob)
+            point_to_blob(pointer, blob)
     if remote.revision != remote.commit:
         ref = repo / "refs" / remote.revision
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(remote.commit)
     return pointer
+
+
+def one_writer(lock_file: Path) -> FileLock:
+    """Held while a file is fetched and put in place: two downloads of one file (two Blenders,
+    or Blender and a shell) must not append to the same partial file."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(lock_file)
 
 
 def point_to_blob(pointer: Path, blob: Path) -> None:
@@ -161,6 +173,15 @@ def _fetch_rest(
     remote: RemoteFile, partial: Path, have: int, counter: ByteCounter, digest: Any | None
 ) -> tuple[int, Any | None]:
     """Append the bytes from `have` on, feeding `digest`; the size reached and the digest."""
+    try:
+        return _append(remote, partial, have, counter, digest)
+    except http.client.HTTPException as error:  # a cut chunked reply, a broken proxy
+        raise OSError(f"{remote.filename}: {type(error).__name__}: {error}") from error
+
+
+def _append(
+    remote: RemoteFile, partial: Path, have: int, counter: ByteCounter, digest: Any | None
+) -> tuple[int, Any | None]:
     with _open(remote, have) as response:
         if have and response.status != 206:  # the server sends the whole file instead
             have = 0

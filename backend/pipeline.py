@@ -205,6 +205,7 @@ class PartPackerPipeline:
                     revision=self.settings.revision,
                 )
                 self.models = self._compiled(self._load_models(files, step))
+                clock.report("load", 3, 3)  # no cancel check here: the models are worth keeping
         return self.models
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
@@ -218,7 +219,6 @@ class PartPackerPipeline:
         self._load(dit, files.flow, "dit.", home)
         step(2, 3)
         self._load(vae, files.vae, "", home)
-        step(3, 3)
         return Models(dinov2, dit, vae)
 
     def _compiled(self, models: Models) -> Models:
@@ -314,8 +314,8 @@ class PartPackerPipeline:
         if not self.settings.low_memory:
             yield
             return
-        module.to(self.placement.device)
         try:
+            module.to(self.placement.device)  # an out-of-memory here leaves nothing behind either
             yield
         finally:
             module.to("cpu")

@@ -62,6 +62,8 @@ def write_cache(module: torch.nn.Module, cached: Path) -> None:
         state = {
             key: value.detach().contiguous().cpu() for key, value in module.state_dict().items()
         }
+        for leftover in cached.parent.glob(f".{cached.stem}.*{cached.suffix}"):
+            leftover.unlink(missing_ok=True)  # from a process killed while writing
         write_atomically(cached, lambda temporary: save_file(state, temporary))
     except (OSError, SafetensorError, RuntimeError) as error:
         log.warning("cannot write the converted cache %s: %s", cached, error)

@@ -40,16 +40,20 @@ class JobFolder:
 
     def metadata(self) -> dict[str, Any]:
         """What made these parts, JSON-friendly, for the custom properties of the result."""
-        versions = self.record.get("versions") or {}
         return {
             "image": self.record.get("image", ""),
             "seed": self.seed,
-            "params": self.record.get("params") or {},
-            "timings": self.record.get("timings") or {},
-            "backend_version": versions.get("backend", ""),
-            "device": (self.record.get("device") or {}).get("device_name", ""),
+            "params": self._object("params"),
+            "timings": self._object("timings"),
+            "backend_version": self._object("versions").get("backend", ""),
+            "device": self._object("device").get("device_name", ""),
             "job_folder": str(self.path),
         }
+
+    def _object(self, key: str) -> dict[str, Any]:
+        """A JSON object of result.json; {} when missing or of another kind (a hand edit)."""
+        value = self.record.get(key)
+        return value if isinstance(value, dict) else {}
 
 
 def read_job_folder(folder: Path) -> JobFolder:

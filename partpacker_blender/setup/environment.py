@@ -2,7 +2,7 @@
 pinned requirements with the PyTorch build that suits the machine. No bpy.
 
 The backend's code is not installed into it: the worker runs `python -m backend` with the
-extension folder on PYTHONPATH, so the environment only needs the backend's requirements.
+extension's worker/ folder on PYTHONPATH, so the environment only needs the backend's requirements.
 """
 
 from __future__ import annotations

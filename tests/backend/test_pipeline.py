@@ -175,3 +175,24 @@ def test_low_memory_mode_has_one_network_on_the_device_at_a_time(
     assert [name for _, name, _ in moves] == ["dinov2", "dinov2", "dit", "dit", "vae", "vae"]
     assert [stage for stage, _, _ in moves[1::2]] == ["condition", "sample", "decode"]
     assert {device for _, _, device in moves[1::2]} == {"cpu"}
+
+
+def test_a_cancel_once_the_models_are_loaded_keeps_them_for_the_next_job(
+    tiny_settings: PipelineSettings, object_image: Path, tmp_path: Path
+) -> None:
+    pipeline = PartPackerPipeline(tiny_settings)
+    loaded = []
+
+    def on_progress(event: Progress) -> None:
+        if (event.stage, event.step, event.total) == ("load", 3, 3):
+            loaded.append(event)
+
+    with pytest.raises(Cancelled):
+        pipeline.generate(
+            object_image,
+            tmp_path,
+            GenerationParams(**QUICK),
+            on_progress=on_progress,
+            should_cancel=lambda: bool(loaded),
+        )
+    assert loaded and pipeline.loaded

@@ -12,6 +12,7 @@ import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -656,6 +657,30 @@ def test_a_server_without_ranges_sends_the_whole_file_again(
     files = download_weights(cache_dir=cache, endpoint=hub.url)
     assert hub.gets("flow.pt")[-1] is not None, "it asked for the rest"
     assert files.flow.read_bytes() == hub.files["nvidia/PartPacker/flow.pt"]
+
+
+def test_two_downloads_of_one_file_at_once_do_not_mix_their_bytes(
+    tmp_path: Path, hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backend.hub_download.CHUNK_BYTES", 1024)
+    folder = tmp_path / "weights"
+    results: list[WeightFiles] = []
+
+    def download(pause: float) -> None:
+        # The first pauses inside flow.pt, so that the second starts while it is half done.
+        def progress(done: int, total: int, name: str) -> None:
+            if pause and name == "flow.pt" and done == 1024:
+                time.sleep(pause)
+
+        results.append(download_weights(local_dir=folder, endpoint=hub.url, progress=progress))
+
+    first = threading.Thread(target=download, args=(0.5,))
+    first.start()
+    time.sleep(0.1)
+    download(0.0)
+    first.join()
+    assert len(results) == 2
+    assert (folder / "flow.pt").read_bytes() == hub.files["nvidia/PartPacker/flow.pt"]
 
 
 def test_a_damaged_partial_file_is_thrown_away_not_used(stopped_cache: Path, hub: LocalHub) -> None:
