@@ -202,19 +202,11 @@ def expected_layouts(
 ) -> list[tuple[Path, dict[str, torch.Size], str]]:
     """(file, expected key shapes, key prefix in the file) of each network, as the
     pipeline loads them; the models are built on the meta device (no memory)."""
-    import torch
+    from .pipeline import checkpoints
 
-    from .models import VAE, DINOv2, DiT
-
-    with torch.device("meta"):
-        modules = (
-            (files.flow, DiT(configs.dit), "dit."),
-            (files.vae, VAE(configs.vae), ""),
-            (files.dinov2, DINOv2(configs.dinov2), ""),
-        )
     return [
         (path, {key: value.shape for key, value in module.state_dict().items()}, prefix)
-        for path, module, prefix in modules
+        for module, path, prefix in checkpoints(configs.build_on_meta(), files)
     ]
 
 

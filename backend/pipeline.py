@@ -97,6 +97,11 @@ class ModelConfigs:
     vae: VAEConfig = field(default_factory=VAEConfig)
     dinov2: DINOv2Config = field(default_factory=DINOv2Config)
 
+    def build_on_meta(self) -> Models:
+        """The three networks without memory behind them, for weights to be assigned to."""
+        with torch.device("meta"):
+            return Models(DINOv2(self.dinov2), DiT(self.dit), VAE(self.vae))
+
     @classmethod
     def from_file(cls, path: Path | None) -> ModelConfigs:
         """Full-size defaults, or the `{"dit": {...}, "vae": {...}, "dinov2": {...}}` of `path`."""
@@ -209,17 +214,14 @@ class PartPackerPipeline:
         return self.models
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
-        with torch.device("meta"):
-            dinov2 = DINOv2(self.configs.dinov2)
-            dit = DiT(self.configs.dit)
-            vae = VAE(self.configs.vae)
+        models = self.configs.build_on_meta()
         home = torch.device("cpu") if self.settings.low_memory else self.placement.device
-        self._load(dinov2, files.dinov2, "", home)
-        step(1, 3)
-        self._load(dit, files.flow, "dit.", home)
-        step(2, 3)
-        self._load(vae, files.vae, "", home)
-        return Models(dinov2, dit, vae)
+        networks = checkpoints(models, files)
+        for done, (module, path, prefix) in enumerate(networks, start=1):
+            self._load(module, path, prefix, home)
+            if done < len(networks):
+                step(done, len(networks))  # may stop between files; the caller reports the last
+        return models
 
     def _compiled(self, models: Models) -> Models:
         """`models` with the DiT compiled when the settings ask for it; the caller's untouched."""
@@ -420,6 +422,15 @@ class PartPackerPipeline:
         gc.collect()
         if self.placement.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def checkpoints(models: Models, files: WeightFiles) -> list[tuple[torch.nn.Module, Path, str]]:
+    """Each network with the file its weights come from and their key prefix in that file."""
+    return [
+        (models.dinov2, files.dinov2, ""),
+        (models.dit, files.flow, "dit."),
+        (models.vae, files.vae, ""),
+    ]
 
 
 def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
