@@ -10,6 +10,7 @@ import bpy
 
 from . import operators, preferences, props, session, ui
 from .setup import operators as setup_operators
+from .setup import state as setup_state
 
 MODULES = (props, preferences, operators, setup_operators, ui)
 
@@ -21,11 +22,14 @@ def register() -> None:
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
     session.start_session(preferences.worker_settings)
     bpy.app.handlers.load_pre.append(_on_load_pre)
-    atexit.register(session.stop_worker)
+    atexit.register(session.stop_worker)  # no child process outlives Blender
+    atexit.register(setup_state.current().cancel)
 
 
 def unregister() -> None:
+    atexit.unregister(setup_state.current().cancel)
     atexit.unregister(session.stop_worker)
+    setup_operators.stop_following()
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()

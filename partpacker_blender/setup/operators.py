@@ -3,7 +3,6 @@ weights, cancel. Each reads its inputs, starts one run (state.py) and reports.""
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import platform
 import shlex
@@ -75,6 +74,13 @@ def follow(operator: bpy.types.Operator, what: str) -> set[str]:
         return {"CANCELLED"}
     operator.report({"INFO"}, f"{what}: done")
     return {"FINISHED"}
+
+
+def stop_following() -> None:
+    """The add-on is going away: end the running setup step and its timer."""
+    state.current().cancel()
+    if bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.unregister(_tick)
 
 
 def _tick() -> float | None:
@@ -170,17 +176,6 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         return start_environment_setup(self, self.python, self.pip_options)
-
-    # Blender calls these when the add-on is enabled and disabled: no setup process outlives
-    # the add-on or Blender.
-    @classmethod
-    def register(cls) -> None:
-        atexit.register(state.current().cancel)
-
-    @classmethod
-    def unregister(cls) -> None:
-        atexit.unregister(state.current().cancel)
-        state.current().cancel()
 
 
 class PARTPACKER_OT_setup_backend_with_python(bpy.types.Operator):

@@ -18,6 +18,7 @@ from types import ModuleType
 import bpy
 import pytest
 import tomllib
+from addon_setup import disable_addon, enable_addon
 from helpers import drawn_in_own_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -322,6 +323,25 @@ def test_cancel_stops_the_child_process(setup_modules) -> None:
         os.kill(pid, 0)
 
 
+def test_disabling_the_addon_stops_a_running_setup_step(addon, setup_modules) -> None:
+    runner = setup_modules.runner
+    code = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
+    setup = setup_modules.state.current()
+    setup.start([python_step(runner, "Install PyTorch", code)])
+    deadline = time.monotonic() + 30
+    run = setup.activity.runner
+    while not run.stdout and time.monotonic() < deadline:
+        setup.poll()
+        time.sleep(0.05)
+    pid = int(run.stdout[0])
+    disable_addon()
+    try:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        assert enable_addon() is addon
+
+
 # --- The operators -------------------------------------------------------------------------------
 
 
@@ -610,8 +630,7 @@ def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
 
 def draw_in_popup(output: str) -> None:
     """Runs in a fresh process: draw the setup section in each state into a real popup layout."""
-    from addon_setup import enable_addon
-    from draw_panels import RecordingLayout  # sets BLENDER_USER_RESOURCES before bpy loads
+    from draw_panels import RecordingLayout
 
     class IconRecordingLayout(RecordingLayout):
         """draw_panels' recorder that also writes down each call's icon."""
