@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import http.client
 import importlib
+import os
 import re
 import shutil
 import urllib.request
@@ -52,6 +53,13 @@ class RemoteFile:
     etag: str
     commit: str
     hub_host: str
+
+
+def hub_offline() -> bool:
+    """$HF_HUB_OFFLINE read now, not when huggingface_hub was imported: with it set, nothing is
+    downloaded (not the weights, not the background-removal model)."""
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def remote_file(

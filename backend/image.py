@@ -34,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
 from .files import write_atomically
-from .weights import hub_offline
+from .hub_download import hub_offline
 
 if TYPE_CHECKING:
     from rembg.sessions.base import BaseSession

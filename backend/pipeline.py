@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .decoding import (
     COARSE_TO_FINE,
+    DEFAULT_CHUNK_SIZE,
     MIN_RESOLUTION,
     Field,
     grid_levels,
@@ -435,15 +436,15 @@ def checkpoints(models: Models, files: WeightFiles) -> list[tuple[torch.nn.Modul
 
 def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
     """As many points per query as fit in half the free device memory (at most
-    LOW_MEMORY_QUERY_BYTES in low-memory mode), between 8192 and 2^20. Per point: the query's
-    activations, and attention scores in case no fused kernel runs."""
+    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and 2^20. Per point:
+    the query's activations, and attention scores in case no fused kernel runs."""
     if placement.device.type != "cuda":
-        return 8192  # CPU attention runs unfused: bigger chunks only cost memory
+        return DEFAULT_CHUNK_SIZE  # CPU attention runs unfused: bigger chunks only cost memory
     free, _ = torch.cuda.mem_get_info(placement.device)
     budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
     activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
     scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(budget // (activations + scores), 8192), 1 << 20))
+    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), 1 << 20))
 
 
 def part_summary(part: Part) -> dict[str, Any]:

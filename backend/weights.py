@@ -17,7 +17,6 @@ refused, never run. Loading is read → strip prefix → check keys and shapes �
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .errors import CancelCheck, Cancelled, WeightsError
-from .hub_download import download_to_cache, download_to_folder, remote_file
+from .hub_download import download_to_cache, download_to_folder, hub_offline, remote_file
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +180,6 @@ def _cached_file(source: WeightSource, cache_dir: Path | None, revision: str | N
 
 def _revision_for(source: WeightSource, revision: str | None) -> str | None:
     return revision if source.follows_revision else None
-
-
-def hub_offline() -> bool:
-    """$HF_HUB_OFFLINE read now, not when huggingface_hub was imported."""
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 # --- download ------------------------------------------------------------------------------------
