@@ -23,8 +23,7 @@ from .props import (
     generation_properties,
     output_properties,
 )
-from .setup import state as setup_state
-from .setup.operators import follow, start_check
+from .setup.operators import follow, no_setup_running, start_check
 
 
 def _run_task(operator: bpy.types.Operator, start) -> set[str]:
@@ -177,10 +176,7 @@ class PARTPACKER_OT_check_backend(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if setup_state.current().activity is not None:
-            cls.poll_message_set("Wait for the running setup step or cancel it")
-            return False
-        return True
+        return no_setup_running(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = worker_settings(context)

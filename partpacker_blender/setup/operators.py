@@ -96,10 +96,11 @@ def _idle_and_online(cls, context: bpy.types.Context) -> bool:
     if not bpy.app.online_access:
         cls.poll_message_set(f"{OFFLINE_MESSAGE}: nothing can be downloaded")
         return False
-    return _idle(cls, context)
+    return no_setup_running(cls, context)
 
 
-def _idle(cls, context: bpy.types.Context) -> bool:
+def no_setup_running(cls, context: bpy.types.Context) -> bool:
+    """An operator's poll: False, with the reason shown, while a setup step runs."""
     if state.current().activity is not None:
         cls.poll_message_set("Wait for the running setup step or cancel it")
         return False
@@ -112,7 +113,7 @@ def start_environment_setup(
     """Plan the environment (the Python given, else the best one found) and start building it."""
     system = platform.system()
     try:
-        pip_args = tuple(pip_arguments(pip_options))
+        pip_args = pip_arguments(pip_options)
         if not bpy.app.online_access and "--no-index" not in pip_args:
             raise Problem(
                 f"{OFFLINE_MESSAGE}: nothing can be downloaded",
@@ -142,9 +143,9 @@ def start_environment_setup(
     return follow(operator, "Backend setup")
 
 
-def pip_arguments(text: str) -> list[str]:
+def pip_arguments(text: str) -> tuple[str, ...]:
     try:
-        return shlex.split(text)
+        return tuple(shlex.split(text))
     except ValueError as error:  # an unclosed quote
         raise Problem(f"the pip options cannot be read: {error}", "check their quotes") from error
 
@@ -172,7 +173,8 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _idle(cls, context)  # offline, a script may still install from local wheels
+        # Offline too: a script may still install from a folder of wheels.
+        return no_setup_running(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         return start_environment_setup(self, self.python, self.pip_options)
@@ -208,7 +210,7 @@ class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return state.current().activity is None
+        return no_setup_running(cls, context)
 
     def invoke(self, context: bpy.types.Context, event) -> set[str]:
         context.window_manager.fileselect_add(self)
