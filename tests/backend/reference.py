@@ -1,4 +1,5 @@
-"""Access to the reference vectors of the official implementation (`shared/reference/`)."""
+"""Access to the reference vectors of the official implementation (`tests/reference/`, its
+README.md describes them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 
 from backend.models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 TINY = REFERENCE / "tiny"
 
 
