@@ -23,12 +23,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# The client side: no analytics thread, and no Hugging Face token of this machine sent along
-# (gradio_client sends the saved one to every server unless told not to).
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
-os.environ.pop("HF_TOKEN", None)
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 REPO = Path(__file__).resolve().parents[3]
