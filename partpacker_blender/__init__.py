@@ -9,6 +9,7 @@ import atexit
 import bpy
 
 from . import operators, preferences, props, session, ui
+from .client import WorkerClient
 from .setup import operators as setup_operators
 from .setup import state as setup_state
 
@@ -20,7 +21,7 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
-    session.start_session(preferences.worker_settings)
+    session.start_session(WorkerClient(preferences.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
     atexit.register(setup_state.current().cancel)

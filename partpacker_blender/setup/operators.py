@@ -11,9 +11,10 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
+from .. import timers
 from ..backend_check import doctor_command, parse_doctor_output
-from ..child_python import backend_environment
-from ..client.backend import check_backend_files
+from ..child_process import backend_environment
+from ..client import check_backend_files
 from ..preferences import backend_root, get_preferences, user_folder, worker_settings
 from ..problems import Problem, report_problem
 from ..props import SCRIPT_ONLY
@@ -60,9 +61,7 @@ def use_backend_python(python: Path) -> None:
 def follow(operator: bpy.types.Operator, what: str) -> set[str]:
     """In the UI a timer polls the run; in background mode (no timers) block until it ends."""
     if not bpy.app.background:
-        if not bpy.app.timers.is_registered(_tick):
-            # persistent: a file loaded meanwhile must not strand the run between its steps
-            bpy.app.timers.register(_tick, first_interval=0.1, persistent=True)
+        timers.keep_polling(_tick)  # a file loaded meanwhile must not strand the run
         return {"FINISHED"}
     last = state.current().wait()
     status = last.status if last is not None else None
@@ -79,16 +78,12 @@ def follow(operator: bpy.types.Operator, what: str) -> set[str]:
 def stop_following() -> None:
     """The add-on is going away: end the running setup step and its timer."""
     state.current().cancel()
-    if bpy.app.timers.is_registered(_tick):
-        bpy.app.timers.unregister(_tick)
+    timers.stop_polling(_tick)
 
 
 def _tick() -> float | None:
     interval = state.current().poll()
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    timers.redraw("PREFERENCES")
     return interval
 
 

@@ -87,7 +87,7 @@ def test_zip_holds_the_addon_and_the_backend_and_nothing_else(built_zip: Path) -
     assert manifest["version"] == repo_version()
     expected = {"blender_manifest.toml", "__init__.py", "preferences.py", "setup/operators.py"}
     expected |= {f"worker/backend/{name}" for name in ("__init__.py", "pipeline.py", "PROTOCOL.md")}
-    expected |= {f"client/{name}" for name in ("__init__.py", "backend.py", "process.py")}
+    expected |= {f"client/{name}" for name in ("__init__.py", "backend.py", "worker.py")}
     assert expected <= names
     shipped_py = {name for name in names if name.endswith(".py")}
     source_py = {

@@ -51,7 +51,7 @@ def test_another_protocol_version_is_refused(addon, tmp_path):
         sys.stdin.read()
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     job = client.submit("status", {})
     pid = client.pid
     outcome = finish(client, job)
@@ -70,7 +70,7 @@ def test_a_worker_that_dies_at_start_is_reported_with_its_last_words(addon, tmp_
         sys.exit(3)
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     outcome = finish(client, client.submit("status", {}))
     assert outcome.error.code == "worker_died"
     assert "exit code 3" in outcome.error.message
@@ -90,7 +90,7 @@ def test_settings_the_backend_refuses_reach_the_user_in_its_words(addon, tmp_pat
         sys.exit(2)
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     outcome = finish(client, client.submit("status", {}))
     assert outcome.error.code == "bad_input"
     assert "sees no NVIDIA GPU" in outcome.error.message
@@ -102,7 +102,7 @@ def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp
     not_a_program = tmp_path / "python"
     not_a_program.write_text("just text")
     root = stand_in_backend(tmp_path, "")
-    client = addon.client.BackendClient(
+    client = addon.client.WorkerClient(
         lambda: addon.client.WorkerSettings(python=not_a_program, backend_root=root)
     )
     with pytest.raises(addon.client.BackendUnavailable, match="cannot start the backend Python"):
@@ -112,7 +112,7 @@ def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp
 
 def test_a_worker_that_never_says_hello_is_stopped(addon, tmp_path):
     root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n")
-    client = addon.client.BackendClient(lambda: settings(addon, root, startup_timeout=0.5))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, startup_timeout=0.5))
     job = client.submit("status", {})
     pid = client.pid
     outcome = finish(client, job)
@@ -130,7 +130,7 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
         time.sleep(60)
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, stop_timeout=0.2))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, stop_timeout=0.2))
     job = client.submit("status", {})
     deadline = time.monotonic() + 10
     while client.hello is None and time.monotonic() < deadline:
@@ -145,12 +145,12 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
 
 
 def test_no_backend_python_means_not_set_up(addon, tmp_path):
-    client = addon.client.BackendClient(
+    client = addon.client.WorkerClient(
         lambda: addon.client.WorkerSettings(python=None, backend_root=tmp_path)
     )
     with pytest.raises(addon.client.BackendUnavailable, match="not set up"):
         client.submit("status", {})
-    missing = addon.client.BackendClient(lambda: settings(addon, tmp_path))
+    missing = addon.client.WorkerClient(lambda: settings(addon, tmp_path))
     with pytest.raises(addon.client.BackendUnavailable, match="no backend package"):
         missing.submit("status", {})
     assert client.state is addon.client.WorkerState.STOPPED
@@ -158,7 +158,7 @@ def test_no_backend_python_means_not_set_up(addon, tmp_path):
 
 def test_one_job_at_a_time(addon, tmp_path):
     root = stand_in_backend(tmp_path, "import sys\nsys.stdin.read()\n")
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     client.submit("status", {})
     with pytest.raises(addon.client.BusyError):
         client.submit("status", {})
@@ -175,7 +175,7 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
         sys.stdin.read()
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, idle_timeout=0.3))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, idle_timeout=0.3))
     job = client.submit("status", {})
     outcomes = []
     job.on_done = outcomes.append
@@ -204,7 +204,7 @@ def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monke
         sys.stdin.read()
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, env={"HF_HUB_OFFLINE": "1"}))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, env={"HF_HUB_OFFLINE": "1"}))
     client.submit("status", {})
     deadline = time.monotonic() + 10
     while client.state is not addon.client.WorkerState.BUSY and time.monotonic() < deadline:

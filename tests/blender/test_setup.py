@@ -261,19 +261,25 @@ def python_step(runner: ModuleType, label: str, code: str, **fields):
     return runner.Step(label, [sys.executable, "-u", "-c", code], **fields)
 
 
+def run_steps(setup_modules: ModuleType, steps):
+    """Run `steps` to their end as the setup operators do in background mode."""
+    setup = setup_modules.state.SetupState()
+    activity = setup.start(steps)
+    setup.wait(timeout=60)
+    return activity.runner
+
+
 BOTH_STREAMS = "import sys; print('one'); print('to stderr', file=sys.stderr)"
 
 
 def test_steps_run_in_order_and_stream_their_output(setup_modules) -> None:
     runner = setup_modules.runner
     steps = [
-        python_step(
-            runner, "first", "import sys; print('one'); print('to stderr', file=sys.stderr)"
-        ),
+        python_step(runner, "first", BOTH_STREAMS),
         python_step(runner, "second", "print('two')"),
     ]
-    run = runner.StepRunner(steps)
-    status = run.wait(timeout=60)
+    run = run_steps(setup_modules, steps)
+    status = run.status
     assert status.succeeded and not status.error
     assert run.stdout == ["two"]
     assert sorted(run.output) == ["one", "to stderr", "two"]
@@ -287,7 +293,7 @@ def test_a_failing_step_stops_the_run_and_says_why(setup_modules) -> None:
         python_step(runner, "Install PyTorch", failing),
         python_step(runner, "never", "open('should-not-run', 'w')"),
     ]
-    status = runner.StepRunner(steps).wait(timeout=60)
+    status = run_steps(setup_modules, steps).status
     assert not status.succeeded and not status.cancelled
     assert status.label == "Install PyTorch"
     assert "exit code 1" in status.error
@@ -303,7 +309,7 @@ def test_a_step_may_judge_its_own_exit_code(setup_modules) -> None:
         "import sys; print('{\"ok\": false}'); sys.exit(3)",
         check_exit=lambda code, stdout, output: seen.append((code, stdout)),
     )
-    status = runner.StepRunner([step]).wait(timeout=60)
+    status = run_steps(setup_modules, [step]).status
     assert status.succeeded
     assert seen == [(3, ['{"ok": false}'])]
 
