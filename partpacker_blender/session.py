@@ -17,7 +17,6 @@ from typing import Any
 import bpy
 
 from . import timers
-from .backend_check import DoctorReport
 from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
 from .job_folder import JobFolderError, import_job_folder
@@ -63,7 +62,6 @@ class Session:
     task: Task | None = None
     last_task: Task | None = None
     last_error: JobError | None = None
-    doctor_report: DoctorReport | None = None
     file_generation: int = 0
 
     def start_generate(self, request: GenerateRequest) -> Task:

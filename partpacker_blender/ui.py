@@ -5,8 +5,8 @@ import bpy
 from . import session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
-from .preferences import worker_settings
 from .problems import sentence
+from .settings import worker_settings
 
 STAGE_NAMES = {
     "load": "Loading models",

@@ -95,8 +95,9 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     drawn["result_poll"] = [{"call": "poll", "text": panels.PARTPACKER_PT_result.poll(context)}]
     draw("result", panels.PARTPACKER_PT_result.draw)
 
-    session.doctor_report = addon.backend_check.DoctorReport(
-        False, [addon.backend_check.Finding(False, "flow.pt is missing", "download the weights")]
+    check = addon.setup.backend_check
+    check.current().report = check.DoctorReport(
+        False, [check.Finding(False, "flow.pt is missing", "download the weights")]
     )
     prefs = addon_preferences()
     draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))

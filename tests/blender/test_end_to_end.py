@@ -165,7 +165,7 @@ def test_low_memory_and_fast_start_cache_reach_the_worker(addon, backend, prefs)
     prefs.low_memory = True
     prefs.fast_start_cache = True
     try:
-        command = addon.preferences.worker_settings().command()
+        command = addon.settings.worker_settings().command()
         assert "--low-memory" in command
         cache = Path(command[command.index("--weights-cache") + 1])
         assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}

@@ -384,13 +384,13 @@ def test_use_existing_python_points_at_it_and_checks_it(
     assert prefs.backend_python == ""
     monkeypatch.setenv("PARTPACKER_MODEL_CONFIG", str(tiny_weights / "model_config.json"))
     prefs.weights_source, prefs.weights_dir, prefs.device = "FOLDER", str(tiny_weights), "cpu"
-    addon.session.current().doctor_report = None
+    addon.setup.backend_check.current().report = None
     try:
         assert bpy.ops.partpacker.use_existing_python(filepath=str(backend_python)) == {"FINISHED"}
     finally:
         prefs.weights_source, prefs.weights_dir = "HF_CACHE", ""
     assert Path(prefs.backend_python).samefile(backend_python)
-    report = addon.session.current().doctor_report
+    report = addon.setup.backend_check.current().report
     assert report is not None and report.ok, report
 
 
@@ -418,7 +418,7 @@ def test_setup_backend_builds_a_working_environment_from_local_wheels(
     )
     assert completed.returncode == 0, completed.stderr
     assert Path(completed.stdout.strip()) == env_python.parents[1]
-    report = addon.session.current().doctor_report
+    report = addon.setup.backend_check.current().report
     assert report is not None and report.findings
     assert any("torch" in finding.text.lower() for finding in report.findings), report
 
@@ -509,7 +509,7 @@ def offline_backend(addon, prefs, online, backend_python, tiny_weights, monkeypa
     monkeypatch.setenv("PARTPACKER_MODEL_CONFIG", str(tiny_weights / "model_config.json"))
     prefs.backend_python = str(backend_python)
     prefs.device = "cpu"
-    addon.session.current().doctor_report = None
+    addon.setup.backend_check.current().report = None
     yield prefs
     prefs.weights_source, prefs.cache_dir, prefs.weights_dir = "HF_CACHE", "", ""
 
@@ -524,7 +524,7 @@ def test_download_finds_the_weights_in_an_offline_cache_and_checks_them(
     offline_backend.weights_source = "HF_CACHE"
     offline_backend.cache_dir = str(offline_hub_cache(tmp_path / "hub", tiny_weights))
     assert bpy.ops.partpacker.download_weights() == {"FINISHED"}
-    report = addon.session.current().doctor_report
+    report = addon.setup.backend_check.current().report
     assert report is not None and report.ok, report
     for _, filename in HUB_FILES:
         about = findings_about(report, filename)
@@ -557,7 +557,7 @@ def test_local_folder_missing_and_corrupt_files_are_reported(
     flow = folder / "flow.pt"
     flow.write_bytes(flow.read_bytes()[: flow.stat().st_size // 2])
     assert bpy.ops.partpacker.download_weights() == {"FINISHED"}
-    report = addon.session.current().doctor_report
+    report = addon.setup.backend_check.current().report
     assert report is not None and not report.ok
     broken = findings_about(report, "flow.pt")
     assert broken and not any(finding.ok for finding in broken), report
@@ -658,7 +658,7 @@ def draw_in_popup(output: str) -> None:
     addon = enable_addon()
     setup_state = setup_module_named(addon, "state").current()
     runner = setup_module_named(addon, "runner")
-    draw_setup = setup_module_named(addon, "ui").draw_setup
+    draw_setup = addon.preferences.draw_setup
 
     def scenarios(menu, context) -> None:
         drawn: dict[str, list] = {}
@@ -683,8 +683,8 @@ def draw_in_popup(output: str) -> None:
             draw("failed")
             context.preferences.system.use_online_access = True
             draw("online")
-            check = importlib.import_module(f"{addon.__name__}.backend_check")
-            addon.session.current().doctor_report = check.DoctorReport(
+            check = setup_module_named(addon, "backend_check")
+            check.current().report = check.DoctorReport(
                 False,
                 [
                     check.Finding(True, "/w/flow.pt: 53 tensors match (5.00 GB)"),
