@@ -37,9 +37,7 @@ class Task:
     file_generation: int
     job: Job | None = None
     imported: ImportedParts | None = None
-    result: dict[str, Any] | None = None
     error: JobError | None = None
-    finished: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -60,7 +58,6 @@ class GenerateRequest:
 class Session:
     client: Backend
     task: Task | None = None
-    last_task: Task | None = None
     last_error: JobError | None = None
     file_generation: int = 0
 
@@ -125,15 +122,13 @@ class Session:
             on_done(outcome)
         except Exception as error:
             log.exception("finishing the %s task failed", task.kind)
-            task.finished = True
             if self.task is task:
-                self.task, self.last_task = None, task
+                self.task = None
             self._fail(task, task.kind, f"the {task.kind} result could not be used: {error}")
 
     def _finish(self, task: Task, outcome: JobOutcome) -> bool:
         """Record the outcome; True when the task succeeded and no other file was loaded since."""
-        task.finished, task.result, task.error = True, outcome.result, outcome.error
-        self.task, self.last_task = None, task
+        task.error, self.task = outcome.error, None
         if outcome.error is not None:
             if not outcome.cancelled:
                 self.last_error = outcome.error

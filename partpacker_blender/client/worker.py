@@ -58,10 +58,6 @@ class WorkerClient:
         return WorkerState.BUSY if self.job is not None else WorkerState.READY
 
     @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
     def device_name(self) -> str:
         return "" if self.hello is None else self.hello.device_name or self.hello.device
 

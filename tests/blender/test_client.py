@@ -13,14 +13,25 @@ from pathlib import Path
 
 import pytest
 
+WRITE_PID = 'import os, pathlib; pathlib.Path("pid").write_text(str(os.getpid()))\n'
 
-def stand_in_backend(folder: Path, main: str) -> Path:
-    """A folder with a `backend` package whose `python -m backend ...` runs `main`."""
+
+def stand_in_backend(folder: Path, main: str, write_pid: bool = False) -> Path:
+    """A folder with a `backend` package whose `python -m backend ...` runs `main`, first
+    writing its pid to `folder/pid` if `write_pid`."""
     package = folder / "backend"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "__main__.py").write_text(textwrap.dedent(main))
+    (package / "__main__.py").write_text((WRITE_PID if write_pid else "") + textwrap.dedent(main))
     return folder
+
+
+def started_pid(folder: Path, timeout: float = 10.0) -> int:
+    """The pid a stand-in backend with `write_pid` wrote as its first act."""
+    deadline = time.monotonic() + timeout
+    while not (folder / "pid").is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return int((folder / "pid").read_text())
 
 
 def settings(addon, root: Path, **overrides):
@@ -50,10 +61,11 @@ def test_another_protocol_version_is_refused(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 99, "backend_version": "9"}), flush=True)
         sys.stdin.read()
         """,
+        write_pid=True,
     )
     client = addon.client.WorkerClient(lambda: settings(addon, root))
     job = client.submit("status", {})
-    pid = client.pid
+    pid = started_pid(root)
     outcome = finish(client, job)
     assert outcome.error.code == "protocol"
     assert "protocol 99" in outcome.error.message
@@ -111,10 +123,10 @@ def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp
 
 
 def test_a_worker_that_never_says_hello_is_stopped(addon, tmp_path):
-    root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n")
+    root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n", write_pid=True)
     client = addon.client.WorkerClient(lambda: settings(addon, root, startup_timeout=0.5))
     job = client.submit("status", {})
-    pid = client.pid
+    pid = started_pid(root)  # before the first poll, which may stop it already
     outcome = finish(client, job)
     assert outcome.error.code == "worker_start"
     assert process_gone(pid)
@@ -129,6 +141,7 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 1}), flush=True)
         time.sleep(60)
         """,
+        write_pid=True,
     )
     client = addon.client.WorkerClient(lambda: settings(addon, root, stop_timeout=0.2))
     job = client.submit("status", {})
@@ -136,7 +149,7 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
     while client.hello is None and time.monotonic() < deadline:
         client.poll()
         time.sleep(0.05)
-    pid = client.pid
+    pid = started_pid(root)
     outcomes = []
     job.on_done = outcomes.append
     client.stop()
@@ -174,6 +187,7 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 1, "device_name": "CPU"}), flush=True)
         sys.stdin.read()
         """,
+        write_pid=True,
     )
     client = addon.client.WorkerClient(lambda: settings(addon, root, idle_timeout=0.3))
     job = client.submit("status", {})
@@ -181,7 +195,7 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
     job.on_done = outcomes.append
     assert client.cancel()
     assert outcomes[0].cancelled, "a job not yet sent ends at once"
-    pid = client.pid
+    pid = started_pid(root)
     deadline = time.monotonic() + 10
     states = set()
     while client.poll() is not None and time.monotonic() < deadline:
