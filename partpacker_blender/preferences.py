@@ -55,8 +55,8 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
     low_memory: BoolProperty(
         name="Low GPU Memory",
-        description="Keep each network in main memory except while it runs (about a third of "
-        "the GPU memory, a few seconds slower)",
+        description="Keep each network in main memory except while it runs: less GPU memory, "
+        "some time each job moving the networks to the GPU and back",
     )
     fast_start_cache: BoolProperty(
         name="Fast Start Cache",
