@@ -200,6 +200,19 @@ def test_python_api_and_rerun_from_a_selected_part(addon, backend):
     assert len(imported) == len([o for o in roots[0].children])
 
 
+def test_python_api_refuses_unknown_parameters_and_raises_what_the_backend_said(
+    addon, backend, prefs, tmp_path
+):
+    with pytest.raises(TypeError, match="num_steps"):
+        addon.api.generate(str(ROBOT), num_steps=3)
+    prefs.weights_dir = str(tmp_path)  # no weights in it: the worker restarts with it
+    with pytest.raises(addon.api.GenerationFailed) as failed:
+        addon.api.generate(str(ROBOT), **QUICK)
+    assert failed.value.code == "weights"
+    assert failed.value.message and failed.value.hint
+    assert not bpy.data.objects
+
+
 def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")

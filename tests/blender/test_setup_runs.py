@@ -96,6 +96,20 @@ def test_cancel_stops_the_child_process(setup_modules) -> None:
         os.kill(pid, 0)
 
 
+def test_a_run_past_its_timeout_is_cancelled_and_its_process_stopped(setup_modules) -> None:
+    code = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
+    setup = setup_modules.state.SetupState()
+    activity = setup.start([python_step(setup_modules.runner, "Install PyTorch", code)])
+    while not activity.runner.stdout and not activity.status.finished:
+        time.sleep(setup.poll() or 0.05)
+    pid = int(activity.runner.stdout[0])
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.5 s"):
+        setup.wait(timeout=0.5)
+    assert activity.status.cancelled and setup.activity is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_disabling_the_addon_stops_a_running_setup_step(addon, setup_modules) -> None:
     runner = setup_modules.runner
     code = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
