@@ -71,6 +71,15 @@ def test_a_missing_image_is_reported_by_name_and_nothing_starts(seen, at, scenar
     assert usable(button(drawn(checkpoint), "partpacker.generate"))
 
 
+def test_prepare_shows_the_segmentation_in_the_panel(seen, at):
+    assert seen["prepare"]["result"] == ["FINISHED"]
+    previews = [i for i in drawn(at["prepared"]) if i["call"] == "template_icon"]
+    assert not [i for i in drawn(at["start"]) if i["call"] == "template_icon"]
+    assert len(previews) == 1, "the segmentation's thumbnail"
+    assert at["prepared"]["state"] == {"busy": False, "error": None}
+    assert set(objects(at["prepared"])) == DEFAULT_SCENE
+
+
 def test_a_fully_transparent_image_is_explained_in_the_panel(seen, at):
     assert seen["transparent_image"]["result"] == ["FINISHED"], "the job starts"
     checkpoint = at["transparent_image"]

@@ -1,7 +1,7 @@
-"""The main GUI scenario, in one Blender run: the preferences and Check Backend, a missing and a
-fully transparent image, Generate through the panel, Undo and Redo, Generate Again, Cancel,
-Generate at the 3D cursor, Import Job Folder through its file browser, Undo. tests/gui/
-test_gui_main_flow.py asserts on what this writes; screenshots go beside it."""
+"""The main GUI scenario, in one Blender run: the preferences and Check Backend, a missing image,
+Prepare, a fully transparent image, Generate through the panel, Undo and Redo, Generate Again,
+Cancel, Generate at the 3D cursor, Import Job Folder through its file browser, Undo.
+tests/gui/test_gui_main_flow.py asserts on what this writes; screenshots go beside it."""
 
 import os
 import signal
@@ -35,6 +35,7 @@ def main_flow(ui: Harness):
     ui.checkpoint("start")
     yield from preferences(ui)
     yield from missing_image(ui)
+    yield from prepare(ui)
     yield from transparent_image(ui)
     yield from first_generation(ui)
     yield from undo_redo(ui)
@@ -87,6 +88,15 @@ def missing_image(ui: Harness):
     ui.observations["missing_image"] = ui.press("partpacker.generate")
     yield from ui.fresh_panels()
     ui.checkpoint("missing_image")
+
+
+def prepare(ui: Harness):
+    """Prepare: the segmentation the model will see, as a preview in the panel."""
+    set_panel(image_path=ui.settings["robot_image"])
+    ui.observations["prepare"] = ui.press("partpacker.prepare")
+    yield from ui.wait_while_busy("prepare")
+    yield from ui.fresh_panels()
+    ui.checkpoint("prepared")
 
 
 def transparent_image(ui: Harness):
