@@ -31,7 +31,7 @@ MANIFEST = "blender_manifest.toml"
 ADDON_PACKAGE = "partpacker_blender"
 BACKEND_PACKAGE = "backend"
 BACKEND_FOLDER = "worker"
-"""Where the backend package sits in the extension (partpacker_blender/preferences.py looks for it
+"""Where the backend package sits in the extension (partpacker_blender/settings.py looks for it
 there): the worker's working folder and import path, so none of the add-on's own modules (`api`,
 `ui`, `client`, ...) can shadow a module the backend imports."""
 REQUIREMENTS_FILE = "requirements.txt"

@@ -2,7 +2,8 @@
 """Developer entry point: set up both environments, then run the demo or the whole test suite.
 
     python3 dev.py demo   # build the extension and the backend env; generate from the example image
-    python3 dev.py test   # build both envs; run the backend and the Blender test suites
+    python3 dev.py test   # build both envs; run the backend and the Blender test suites, and the
+                          # GUI suite where a real Blender is set up (tools/real-blender)
 
 Two environments, as on a user's machine: `.venv/backend` (torch, numpy 2, mesh libraries, the
 web server's Gradio) runs the backend process; `.venv/blender` (the `bpy` module from PyPI,
@@ -25,6 +26,9 @@ BLENDER_ENV = VENVS / "blender"
 TORCH_PIN = "torch==2.13.0"
 BPY_PIN = "bpy==4.5.15"
 EXAMPLE_IMAGE = ROOT / "examples" / "robot.png"
+REAL_BLENDER = ROOT / "tools" / "real-blender"
+REQUIRE_GUI = "PARTPACKER_REQUIRE_GUI"
+"""Set to 1 (as .ci/run does) and a GUI suite that cannot run fails the test command."""
 
 
 def python_of(env: Path) -> Path:
@@ -55,19 +59,46 @@ def blender_env() -> Path:
     return ensure_env(BLENDER_ENV, BPY_PIN, "pytest>=8")
 
 
+def real_blender_missing() -> str | None:
+    """Why the GUI suite cannot run here, or None when a real Blender is ready for it."""
+    try:
+        check = subprocess.run(
+            [str(REAL_BLENDER), "check"], capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"tools/real-blender check did not run: {error}"
+    return None if check.returncode == 0 else (check.stdout + check.stderr).strip()
+
+
 def test(pytest_args: list[str]) -> int:
     backend_python = backend_env()
     blender_python = blender_env()
     env = {**os.environ, "PARTPACKER_BACKEND_PYTHON": str(backend_python)}
-    suites = [
-        [backend_python, "-m", "pytest", "tests/backend", *pytest_args],
-        [blender_python, "-m", "pytest", "tests/blender", *pytest_args],
-    ]
-    codes = [
-        subprocess.run([str(c) for c in suite], cwd=ROOT, env=env).returncode for suite in suites
-    ]
-    print(f"suites exit codes: backend {codes[0]}, blender {codes[1]}", flush=True)
-    return max(codes)
+    suites = {
+        "backend": [backend_python, "-m", "pytest", "tests/backend", *pytest_args],
+        "blender": [blender_python, "-m", "pytest", "tests/blender", *pytest_args],
+    }
+    gui_missing = real_blender_missing()
+    if gui_missing is None:
+        suites["gui"] = [blender_python, "-m", "pytest", "tests/gui", *pytest_args]
+    codes = {
+        name: subprocess.run([str(c) for c in suite], cwd=ROOT, env=env).returncode
+        for name, suite in suites.items()
+    }
+    summary = ", ".join(f"{name} {code}" for name, code in codes.items())
+    if gui_missing is not None:
+        summary += ", gui NOT RUN"
+        print(
+            f"\nThe GUI suite (tests/gui) did NOT run: {gui_missing}\n"
+            "It needs a real Blender: `tools/real-blender setup` as root (see README).",
+            flush=True,
+        )
+    print(f"suites exit codes: {summary}", flush=True)
+    worst = max(codes.values())
+    if gui_missing is not None and os.environ.get(REQUIRE_GUI) == "1":
+        print(f"{REQUIRE_GUI}=1: a test run without the GUI suite fails.", flush=True)
+        return worst or 1
+    return worst
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, session, ui
+from . import operators, preferences, props, session, settings, ui
+from .client import WorkerClient
+from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
 
@@ -20,7 +22,7 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
-    session.start_session(preferences.worker_settings)
+    session.start_session(WorkerClient(settings.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
     atexit.register(setup_state.current().cancel)
@@ -30,6 +32,7 @@ def unregister() -> None:
     atexit.unregister(setup_state.current().cancel)
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
+    backend_check.current().report = None
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()

@@ -12,9 +12,9 @@ import bpy
 
 from .image_input import checked_image_file, datablock_image_file, safe_stem
 from .importer import ImportOptions
-from .preferences import jobs_folder, user_folder
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import GenerateRequest, Task, current
+from .settings import jobs_folder, user_folder
 
 
 def input_image(settings: Any, image_path: str = "") -> tuple[Path, str]:

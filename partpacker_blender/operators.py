@@ -7,13 +7,12 @@ import bpy
 from bpy.props import StringProperty
 
 from . import api, session
-from .client import BackendUnavailable, BusyError, WorkerState, check_backend_files
+from .client import BackendUnavailable, BusyError, WorkerState
 from .generation import input_image, preview_path, start_generation
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
 from .job_folder import JobFolderError
 from .parts_file import PartsFileError
-from .preferences import worker_settings
 from .problems import report_problem
 from .props import (
     GENERATION_PARAMETERS,
@@ -23,7 +22,6 @@ from .props import (
     generation_properties,
     output_properties,
 )
-from .setup.operators import follow, no_setup_running, start_check
 
 
 def _run_task(operator: bpy.types.Operator, start) -> set[str]:
@@ -168,27 +166,6 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PARTPACKER_OT_check_backend(bpy.types.Operator):
-    """Ask the backend what is installed and whether the weights are in place"""
-
-    bl_idname = "partpacker.check_backend"
-    bl_label = "Check Backend"
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return no_setup_running(cls, context)
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = worker_settings(context)
-        try:
-            check_backend_files(settings)
-        except BackendUnavailable as error:
-            return report_problem(self, error.message, error.hint)
-        assert settings.python is not None, "check_backend_files found it"
-        start_check(settings.python)  # the doctor imports torch: seconds, never in the UI thread
-        return follow(self, "Backend check")
-
-
 CLASSES = (
     PARTPACKER_OT_generate,
     PARTPACKER_OT_prepare,
@@ -197,5 +174,4 @@ CLASSES = (
     PARTPACKER_OT_free_memory,
     PARTPACKER_OT_rerun,
     PARTPACKER_OT_import_folder,
-    PARTPACKER_OT_check_backend,
 )

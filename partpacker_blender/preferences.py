@@ -1,16 +1,19 @@
-"""Add-on preferences, read everywhere through `get_preferences()` and `worker_settings()`."""
+"""The add-on's preferences: their properties (read elsewhere through settings.py) and all
+that is drawn in them: the settings, the backend check's findings and the setup section."""
 
-import os
 from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import session
-from .client import WorkerSettings
+from .settings import BACKEND_PYTHON_ENV, environment_dir, get_preferences, worker_settings
+from .setup import backend_check, state
+from .setup.backend_check import Finding
+from .setup.operators import OFFLINE_MESSAGE
+from .setup.runner import RunStatus
+from .setup.weights import TOTAL_BYTES, WEIGHT_FILES, human_size
 
-BACKEND_PYTHON_ENV = "PARTPACKER_BACKEND_PYTHON"
-"""Default backend Python when the preference is empty (dev.py and the tests set it)."""
+ENVIRONMENT_SIZE = "about 6 GB"
 
 
 class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
@@ -52,8 +55,8 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
     low_memory: BoolProperty(
         name="Low GPU Memory",
-        description="Keep each network in main memory except while it runs (about a third of "
-        "the GPU memory, a few seconds slower)",
+        description="Keep each network in main memory except while it runs: less GPU memory, "
+        "some time each job moving the networks to the GPU and back",
     )
     fast_start_cache: BoolProperty(
         name="Fast Start Cache",
@@ -81,8 +84,6 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        from .setup.ui import draw_setup  # setup imports this module
-
         draw_preferences(self, self.layout)
         draw_setup(self.layout, context)
 
@@ -118,59 +119,100 @@ def draw_worker(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) 
 
 def draw_backend_check(layout: bpy.types.UILayout) -> None:
     layout.operator("partpacker.check_backend", icon="CHECKMARK")
-    report = session.current().doctor_report
+    report = backend_check.current().report
     if report is None:
         return
     column = layout.box().column(align=True)
     for finding in report.findings:
-        column.label(text=finding.text, icon="CHECKMARK" if finding.ok else "ERROR")
+        column.label(text=finding.text, icon=finding_icon(finding))
         if finding.hint:
             column.label(text=f"    {finding.hint}")
 
 
-def get_preferences(context: bpy.types.Context | None = None) -> PARTPACKER_AddonPreferences:
-    return (context or bpy.context).preferences.addons[__package__].preferences
+def finding_icon(finding: Finding | None) -> str:
+    """A check's word as an icon; a question mark where the check said nothing."""
+    return "QUESTION" if finding is None else "CHECKMARK" if finding.ok else "ERROR"
 
 
-def backend_root() -> Path:
-    """The folder holding the `backend` package: `worker/` in the packaged extension (build.py's
-    BACKEND_FOLDER, apart from the add-on's own modules), else a development checkout's root."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "worker"
-    return next((d for d in (packaged, here.parent) if (d / "backend").is_dir()), packaged)
+def draw_setup(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    setup = state.current()
+    if setup.activity is not None:
+        draw_setup_activity(layout, setup.activity.status)
+    elif setup.last is not None and not setup.last.status.succeeded:
+        draw_setup_outcome(layout, setup.last.status)
+    draw_environment_setup(layout.box(), context)
+    draw_weights_setup(layout.box(), context)
 
 
-def user_folder() -> Path:
-    """Writable data of the add-on, never inside the add-on's own folder."""
-    if __package__.startswith("bl_ext."):
-        return Path(bpy.utils.extension_path_user(__package__, create=True))
-    return Path(bpy.utils.user_resource("DATAFILES", path="partpacker", create=True))
+def draw_setup_activity(layout: bpy.types.UILayout, status: RunStatus) -> None:
+    box = layout.box()
+    steps = f" (step {status.step + 1} of {status.steps})" if status.steps > 1 else ""
+    box.label(text=f"{status.label}{steps}", icon="SORTTIME")
+    text = status.detail[:90]
+    if status.total_bytes:
+        text = f"{human_size(status.done_bytes or 0)} of {human_size(status.total_bytes)}"
+    box.progress(factor=status.fraction, type="BAR", text=text)
+    box.operator("partpacker.cancel_setup", icon="CANCEL")
 
 
-def jobs_folder(context: bpy.types.Context | None = None) -> Path:
-    chosen = get_preferences(context).output_dir
-    return Path(bpy.path.abspath(chosen)) if chosen else user_folder() / "jobs"
+def draw_setup_outcome(layout: bpy.types.UILayout, status: RunStatus) -> None:
+    icon = "INFO" if status.cancelled else "ERROR"
+    layout.box().label(text=status.error or "Stopped", icon=icon)
 
 
-def worker_settings(context: bpy.types.Context | None = None) -> WorkerSettings:
+def draw_environment_setup(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    layout.label(text="Backend Environment", icon="CONSOLE")
+    python = worker_settings(context).python  # the preference, else $PARTPACKER_BACKEND_PYTHON
+    if python:
+        layout.label(text=f"Using {python}", icon="CHECKMARK")
+    else:
+        layout.label(text="Not set up yet", icon="ERROR")
+    column = layout.column(align=True)
+    column.label(text=f"A Python environment with PyTorch, {ENVIRONMENT_SIZE}, in:")
+    column.label(text=str(environment_dir()))
+    draw_offline_note(layout)
+    row = layout.row(align=True)
+    row.enabled = bpy.app.online_access  # the button downloads; scripts may use local wheels
+    row.operator("partpacker.setup_backend", icon="IMPORT")
+    row.operator("partpacker.setup_backend_with_python", icon="FILEBROWSER")
+    layout.operator("partpacker.use_existing_python", icon="FILE_SCRIPT")
+
+
+def draw_weights_setup(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    layout.label(text="Model Weights", icon="FILE_3D")
+    column = layout.column(align=True)
+    report = backend_check.current().report
+    for weight in WEIGHT_FILES:
+        finding = None if report is None else report.finding_about(weight.filename)
+        size = human_size(weight.approx_bytes)
+        text = f"{weight.filename}: {weight.what}, {size} ({weight.repo_id})"
+        column.label(text=text, icon=finding_icon(finding))
+        if finding is not None and not finding.ok:
+            column.label(text=f"    {finding.text}")
+            if finding.hint:
+                column.label(text=f"    {finding.hint}")
+    column.label(text=f"In all about {human_size(TOTAL_BYTES)}, stored in:")
+    column.label(text=weights_location(context))
+    draw_offline_note(layout)
+    row = layout.row(align=True)
+    row.operator("partpacker.download_weights", icon="IMPORT")
+    row.operator("partpacker.check_backend", text="Check Weights", icon="CHECKMARK")
+    layout.label(text="Offline: copy the three files into a folder and choose it as Local Folder")
+
+
+def weights_location(context: bpy.types.Context) -> str:
     prefs = get_preferences(context)
-    python = bpy.path.abspath(prefs.backend_python) or os.environ.get(BACKEND_PYTHON_ENV, "")
-    use_folder = prefs.weights_source == "FOLDER" and prefs.weights_dir
-    use_cache = prefs.weights_source == "HF_CACHE" and prefs.cache_dir
-    # While Blender is offline the backend downloads nothing: no weights, no rembg model.
-    offline = {} if bpy.app.online_access else {"HF_HUB_OFFLINE": "1"}
-    return WorkerSettings(
-        python=Path(python) if python else None,
-        backend_root=backend_root(),
-        weights_dir=Path(bpy.path.abspath(prefs.weights_dir)) if use_folder else None,
-        cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if use_cache else None,
-        device=prefs.device,
-        low_memory=prefs.low_memory,
-        weights_cache=user_folder() / "weights-cache" if prefs.fast_start_cache else None,
-        env=offline,
-        hang_timeout=float(prefs.hang_timeout),
-        idle_timeout=60.0 * prefs.keep_loaded_minutes if prefs.keep_loaded_minutes else None,
-    )
+    if prefs.weights_source == "FOLDER":
+        folder = prefs.weights_dir
+        return str(Path(bpy.path.abspath(folder))) if folder else "no weights folder chosen yet"
+    if prefs.cache_dir:
+        return str(Path(bpy.path.abspath(prefs.cache_dir)))
+    return "the Hugging Face cache (HF_HOME, usually ~/.cache/huggingface)"
+
+
+def draw_offline_note(layout: bpy.types.UILayout) -> None:
+    if not bpy.app.online_access:
+        layout.label(text=f"{OFFLINE_MESSAGE}: downloads are disabled", icon="INTERNET_OFFLINE")
 
 
 CLASSES = (PARTPACKER_AddonPreferences,)

@@ -1,7 +1,7 @@
-"""The add-on's runtime state: the backend client, the task in flight, what the panel shows.
+"""The add-on's runtime state: the backend, the task in flight, what the panel shows.
 
-Jobs run in the backend process; their results are imported on the main thread, by `tick()`
-(a bpy.app.timers callback in the UI) or `wait()` (background scripts). A result only lands in
+Jobs run in the backend; their results are imported on the main thread, by `tick()` (a
+bpy.app.timers callback in the UI) or `wait()` (background scripts). A result only lands in
 the scene it was asked for, and only if no other file was loaded in the meantime.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import bpy
 
-from .backend_check import DoctorReport
-from .client import BackendClient, Job, JobError, JobOutcome, WorkerSettings
+from . import timers
+from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
 from .job_folder import JobFolderError, import_job_folder
 from .parts_file import PartsFileError
@@ -37,9 +37,7 @@ class Task:
     file_generation: int
     job: Job | None = None
     imported: ImportedParts | None = None
-    result: dict[str, Any] | None = None
     error: JobError | None = None
-    finished: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -58,11 +56,9 @@ class GenerateRequest:
 
 @dataclass
 class Session:
-    client: BackendClient
+    client: Backend
     task: Task | None = None
-    last_task: Task | None = None
     last_error: JobError | None = None
-    doctor_report: DoctorReport | None = None
     file_generation: int = 0
 
     def start_generate(self, request: GenerateRequest) -> Task:
@@ -92,7 +88,7 @@ class Session:
         shown = (self.client.state, self.task)
         interval = self.client.poll()
         if self.task is not None or (self.client.state, self.task) != shown:
-            tag_redraw()  # progress to show, or the panel's status changed
+            timers.redraw("VIEW_3D")  # progress to show, or the panel's status changed
         return interval
 
     def wait(self, task: Task) -> None:
@@ -126,15 +122,13 @@ class Session:
             on_done(outcome)
         except Exception as error:
             log.exception("finishing the %s task failed", task.kind)
-            task.finished = True
             if self.task is task:
-                self.task, self.last_task = None, task
+                self.task = None
             self._fail(task, task.kind, f"the {task.kind} result could not be used: {error}")
 
     def _finish(self, task: Task, outcome: JobOutcome) -> bool:
-        """Record the outcome; True when the task succeeded and its scene still exists."""
-        task.finished, task.result, task.error = True, outcome.result, outcome.error
-        self.task, self.last_task = None, task
+        """Record the outcome; True when the task succeeded and no other file was loaded since."""
+        task.error, self.task = outcome.error, None
         if outcome.error is not None:
             if not outcome.cancelled:
                 self.last_error = outcome.error
@@ -190,19 +184,12 @@ def load_preview(path: Path) -> bpy.types.Image:
     return image
 
 
-def tag_redraw() -> None:
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-
-
 _SESSION: Session | None = None
 
 
-def start_session(settings: Callable[[], WorkerSettings]) -> Session:
+def start_session(backend: Backend) -> Session:
     global _SESSION
-    _SESSION = Session(BackendClient(settings))
+    _SESSION = Session(backend)
     return _SESSION
 
 
@@ -214,8 +201,7 @@ def current() -> Session:
 
 def end_session() -> None:
     global _SESSION
-    if bpy.app.timers.is_registered(_poll_timer):
-        bpy.app.timers.unregister(_poll_timer)
+    timers.stop_polling(_poll_timer)
     if _SESSION is not None:
         _SESSION.shutdown()
     _SESSION = None
@@ -228,10 +214,9 @@ def stop_worker() -> None:
 
 
 def ensure_polling() -> None:
-    """Drive `tick()` from a timer (UI only: timers never fire in background mode). Persistent,
-    so that a job cancelled by loading a file still has its last events drained."""
-    if not bpy.app.timers.is_registered(_poll_timer):
-        bpy.app.timers.register(_poll_timer, first_interval=0.1, persistent=True)
+    """Drive `tick()` from a timer (UI only), which goes on through a file load so that a job
+    cancelled by it still has its last events drained."""
+    timers.keep_polling(_poll_timer)
 
 
 def _poll_timer() -> float | None:

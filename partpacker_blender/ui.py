@@ -5,8 +5,8 @@ import bpy
 from . import session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
-from .preferences import worker_settings
 from .problems import sentence
+from .settings import worker_settings
 
 STAGE_NAMES = {
     "load": "Loading models",
@@ -31,8 +31,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
         return "Backend stopped: starts with the next job", "CHECKBOX_DEHLT"
     if state is WorkerState.STARTING:
         return "Backend starting…", "SORTTIME"
-    assert client.hello is not None, "a started worker has said hello"
-    device = client.hello.device_name or client.hello.device
+    device = client.device_name
     if state is WorkerState.BUSY:
         return f"Busy on {device}", "SORTTIME"
     return f"Ready on {device}", "CHECKMARK"

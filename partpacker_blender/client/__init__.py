@@ -1,20 +1,15 @@
-"""Talking to the backend worker process. Plain Python: nothing here imports bpy."""
+"""Talking to a backend: the interface the add-on uses (backend.py), the local worker that
+implements it (worker.py, worker_settings.py) and the worker protocol's messages (protocol.py).
+Plain Python: nothing here imports bpy."""
 
-from .backend import (
-    BackendClient,
-    BackendUnavailable,
-    BusyError,
-    Job,
-    JobOutcome,
-    WorkerSettings,
-    WorkerState,
-    check_backend_files,
-)
+from .backend import Backend, BackendUnavailable, BusyError, Job, JobOutcome, WorkerState
 from .protocol import PROTOCOL_VERSION, Hello, JobError, Progress
+from .worker import WorkerClient
+from .worker_settings import WorkerSettings, check_backend_files
 
 __all__ = [
     "PROTOCOL_VERSION",
-    "BackendClient",
+    "Backend",
     "BackendUnavailable",
     "BusyError",
     "Hello",
@@ -22,6 +17,7 @@ __all__ = [
     "JobError",
     "JobOutcome",
     "Progress",
+    "WorkerClient",
     "WorkerSettings",
     "WorkerState",
     "check_backend_files",

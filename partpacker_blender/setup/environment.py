@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tomllib
 
-from ..child_python import other_python_environment
+from ..child_process import other_python_environment
 from ..problems import Problem
 from .runner import RunStatus, Step
 from .torch_build import TorchBuild

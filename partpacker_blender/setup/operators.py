@@ -1,9 +1,8 @@
-"""Operators of the preferences' setup section: build or choose the backend's Python, fetch the
-weights, cancel. Each reads its inputs, starts one run (state.py) and reports."""
+"""Operators of the preferences: build or choose the backend's Python, fetch the weights, check
+the backend, cancel. Each reads its inputs, starts one run (state.py) and reports."""
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import shlex
 from pathlib import Path
@@ -11,58 +10,30 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from ..backend_check import doctor_command, parse_doctor_output
-from ..child_python import backend_environment
-from ..client.backend import check_backend_files
-from ..preferences import backend_root, get_preferences, user_folder, worker_settings
+from .. import timers
+from ..child_process import backend_environment
+from ..client import BackendUnavailable, check_backend_files
 from ..problems import Problem, report_problem
 from ..props import SCRIPT_ONLY
-from ..session import current as current_session
-from . import state
+from ..settings import backend_root, environment_dir, get_preferences, worker_settings
+from . import backend_check, state
 from .environment import EnvironmentPlan, backend_requirements, setup_steps
 from .python_finder import check_python, choose_python, find_pythons
-from .runner import Step
 from .torch_build import detect_torch_build
 from .weights import download_step
 
-ENVIRONMENT_FOLDER = "backend-env"
 OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
-
-
-def environment_dir() -> Path:
-    """The backend's environment, in the add-on's user folder: never in the add-on's own."""
-    return user_folder() / ENVIRONMENT_FOLDER
-
-
-def start_check(python: Path) -> None:
-    """Run the backend's doctor with `python`; its findings go where the preferences show them."""
-    settings = dataclasses.replace(worker_settings(), python=python)
-
-    def keep_report(exit_code: int, stdout: list[str], output: list[str]) -> None:
-        report = parse_doctor_output(exit_code, "\n".join(stdout), "\n".join(output))
-        current_session().doctor_report = report
-
-    step = Step(
-        "Check the backend",
-        doctor_command(settings),
-        check_exit=keep_report,
-        cwd=settings.backend_root,
-        env=backend_environment(settings.backend_root, settings.env),
-    )
-    state.current().start([step])
 
 
 def use_backend_python(python: Path) -> None:
     get_preferences().backend_python = str(python)
-    start_check(python)
+    backend_check.current().start(python)
 
 
 def follow(operator: bpy.types.Operator, what: str) -> set[str]:
     """In the UI a timer polls the run; in background mode (no timers) block until it ends."""
     if not bpy.app.background:
-        if not bpy.app.timers.is_registered(_tick):
-            # persistent: a file loaded meanwhile must not strand the run between its steps
-            bpy.app.timers.register(_tick, first_interval=0.1, persistent=True)
+        timers.keep_polling(_tick)  # a file loaded meanwhile must not strand the run
         return {"FINISHED"}
     last = state.current().wait()
     status = last.status if last is not None else None
@@ -79,16 +50,12 @@ def follow(operator: bpy.types.Operator, what: str) -> set[str]:
 def stop_following() -> None:
     """The add-on is going away: end the running setup step and its timer."""
     state.current().cancel()
-    if bpy.app.timers.is_registered(_tick):
-        bpy.app.timers.unregister(_tick)
+    timers.stop_polling(_tick)
 
 
 def _tick() -> float | None:
     interval = state.current().poll()
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    timers.redraw("PREFERENCES")
     return interval
 
 
@@ -220,7 +187,7 @@ class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
         try:
             python = check_python(Path(bpy.path.abspath(self.filepath)), for_venv=False)
             get_preferences(context).backend_python = str(python.executable)
-            start_check(python.executable)
+            backend_check.current().start(python.executable)
         except Problem as error:
             return report_problem(self, error.message, error.hint)
         return follow(self, "Backend check")
@@ -255,8 +222,29 @@ class PARTPACKER_OT_download_weights(bpy.types.Operator):
             cache_dir=settings.cache_dir,
         )
         python = settings.python
-        state.current().start([step], lambda _: start_check(python))
+        state.current().start([step], lambda _: backend_check.current().start(python))
         return follow(self, "Weights download")
+
+
+class PARTPACKER_OT_check_backend(bpy.types.Operator):
+    """Ask the backend what is installed and whether the weights are in place"""
+
+    bl_idname = "partpacker.check_backend"
+    bl_label = "Check Backend"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return no_setup_running(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = worker_settings(context)
+        try:
+            check_backend_files(settings)
+        except BackendUnavailable as error:
+            return report_problem(self, error.message, error.hint)
+        assert settings.python is not None, "check_backend_files found it"
+        backend_check.current().start(settings.python)  # imports torch: never in the UI thread
+        return follow(self, "Backend check")
 
 
 class PARTPACKER_OT_cancel_setup(bpy.types.Operator):
@@ -276,5 +264,6 @@ CLASSES = (
     PARTPACKER_OT_setup_backend_with_python,
     PARTPACKER_OT_use_existing_python,
     PARTPACKER_OT_download_weights,
+    PARTPACKER_OT_check_backend,
     PARTPACKER_OT_cancel_setup,
 )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..child_python import NO_CONSOLE_WINDOW, other_python_environment
+from ..child_process import NO_CONSOLE_WINDOW, other_python_environment
 from ..problems import Problem
 
 MIN_VERSION = (3, 10)

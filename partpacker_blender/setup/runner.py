@@ -1,31 +1,24 @@
 """Running setup commands one after another in child processes, watched from the main thread.
 
-A reader thread per output stream moves the lines of stdout and stderr into one queue;
-`poll()` drains the queue on the main thread, updates `status` and starts the next step. The
-UI's timer calls `poll()`; scripts and tests call it in a loop (`wait()`). No bpy here.
+`poll()` takes each step's output lines (child_process.py) on the main thread, updates `status`
+and starts the next step. state.py polls the run. No bpy here.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from ..child_python import NO_CONSOLE_WINDOW
+from ..child_process import ChildProcess
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2
 STOP_GRACE = 5.0
 TAIL_LINES = 200
-_END = None
 
 
 @dataclass
@@ -88,47 +81,30 @@ class StepRunner:
         self.output: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.stdout: list[str] = []
         """The current step's standard output."""
-        self._lines: queue.Queue[tuple[bool, str | None]] = queue.Queue()
-        self._open_streams = 0
-        self._process: subprocess.Popen[str] | None = None
+        self._process: ChildProcess | None = None
         self._start_step(0)
 
     def poll(self) -> float | None:
         """Handle the output so far; seconds until the next poll, None once the run has ended."""
         if self.status.finished:
             return None
+        assert self._process is not None, "a step that could not start finished the run"
         step = self.steps[self.status.step]
-        while True:
-            try:
-                from_stdout, line = self._lines.get_nowait()
-            except queue.Empty:
-                return POLL_INTERVAL
-            if line is _END:
-                self._open_streams -= 1
-                if self._open_streams == 0:
-                    self._end_step()
-                    return None if self.status.finished else POLL_INTERVAL
-                continue
+        for from_stdout, line in self._process.new_lines():
             if from_stdout:
                 self.stdout.append(line)
             self.output.append(line)
             step.read_line(line, self.status)
-
-    def wait(self, timeout: float | None = None) -> RunStatus:
-        """Poll until the run has ended (scripts and tests: no timers there)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (interval := self.poll()) is not None:
-            if deadline is not None and time.monotonic() > deadline:
-                self.cancel()
-                raise TimeoutError(f"{self.status.label} did not finish within {timeout} s")
-            time.sleep(interval)
-        return self.status
+        if self._process.output_ended:
+            self._end_step()
+        return None if self.status.finished else POLL_INTERVAL
 
     def cancel(self) -> None:
         """Stop the running step; the run ends as cancelled."""
         if self.status.finished:
             return
-        self._stop_process()
+        if self._process is not None:
+            self._process.stop(kill_after=STOP_GRACE)
         self._finish(cancelled=True, error=f"cancelled during: {self.status.label}")
 
     def output_text(self, lines: int = 30) -> str:
@@ -141,25 +117,9 @@ class StepRunner:
         self.stdout = []
         log.info("%s: %s", step.label, " ".join(step.command))
         try:
-            self._process = subprocess.Popen(
-                step.command,
-                cwd=step.cwd,
-                env=step.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
-                creationflags=NO_CONSOLE_WINDOW,
-            )
+            self._process = ChildProcess(step.command, cwd=step.cwd, env=step.env, name="setup")
         except OSError as error:
             self._finish(error=f"{step.label}: cannot run {step.command[0]}: {error}")
-            return
-        self._open_streams = 2
-        _start_reader(self._process.stdout, True, self._lines)
-        _start_reader(self._process.stderr, False, self._lines)
 
     def _end_step(self) -> None:
         assert self._process is not None
@@ -186,27 +146,3 @@ class StepRunner:
         self.status.cancelled, self.status.error = cancelled, error
         if error and not cancelled:
             log.error("%s\n%s", error, self.output_text())
-
-    def _stop_process(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _start_reader(
-    stream: IO[str] | None, is_stdout: bool, lines: queue.Queue[tuple[bool, str | None]]
-) -> None:
-    def read() -> None:
-        assert stream is not None
-        # Text mode turns the carriage returns of progress bars into line ends as well.
-        for line in stream:
-            lines.put((is_stdout, line.rstrip("\n")))
-        lines.put((is_stdout, _END))
-
-    threading.Thread(target=read, name="partpacker-setup-output", daemon=True).start()

@@ -6,15 +6,12 @@ call `wait()`. A run's success callback runs on the main thread, from `poll()`.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..polling import wait_until
 from ..problems import Problem
 from .runner import POLL_INTERVAL, RunStatus, Step, StepRunner
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,13 +54,15 @@ class SetupState:
         return None if self.activity is None else POLL_INTERVAL
 
     def wait(self, timeout: float | None = None) -> Activity | None:
-        """Poll until nothing runs (a success callback may start a follow-up run)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (interval := self.poll()) is not None:
-            if deadline is not None and time.monotonic() > deadline:
-                self.cancel()
-                raise TimeoutError(f"the setup did not finish within {timeout} s")
-            time.sleep(interval)
+        """Poll until nothing runs (a success callback may start a follow-up run); past
+        `timeout` the run is cancelled."""
+        wait_until(
+            lambda: self.activity is None,
+            self.poll,
+            timeout=timeout,
+            what="the setup",
+            on_timeout=self.cancel,
+        )
         return self.last
 
     def cancel(self) -> bool:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..child_python import NO_CONSOLE_WINDOW
+from ..child_process import NO_CONSOLE_WINDOW
 
 TORCH_INDEX = "https://download.pytorch.org/whl"
 # (driver's highest CUDA version, wheel tag): the newest tag the driver can run is chosen.

@@ -1,8 +1,10 @@
 """Fixtures: the add-on enabled once per session in the real bpy module (addon_setup.py), an
-empty file around each test, and a backend worker with tiny random weights."""
+empty file around each test, a backend worker with tiny random weights, the setup modules, and
+Blender's online access for one test."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import tempfile
@@ -79,3 +81,20 @@ def backend(addon, prefs, backend_python: Path, tiny_weights: Path, monkeypatch)
     if current.task is not None:
         current.cancel()
         current.wait(current.task)
+
+
+@pytest.fixture
+def setup_modules(addon) -> ModuleType:
+    """The setup subpackage's modules as attributes: setup_modules.runner, .environment, ..."""
+    namespace = ModuleType("setup_modules")
+    for name in ("environment", "python_finder", "runner", "state", "torch_build", "weights"):
+        setattr(namespace, name, importlib.import_module(f"{addon.__name__}.setup.{name}"))
+    return namespace
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Blender's "Allow Online Access" on for one test (it is off in the bpy module)."""
+    system = bpy.context.preferences.system
+    monkeypatch.setattr(system, "use_online_access", True)
+    assert bpy.app.online_access

@@ -1,4 +1,5 @@
-"""Draw every PartPacker panel and the preferences with real layouts, in several states.
+"""Draw every PartPacker panel and the preferences with real layouts, in several states (the
+preferences' setup section in the states of a setup run).
 
     python draw_panels.py OUT.json
 
@@ -42,7 +43,8 @@ class RecordingLayout:
         def call(*args, **kwargs):
             result = attribute(*args, **kwargs)
             texts = [a for a in args if isinstance(a, str)]
-            self._record.append({"call": name, "args": texts, "text": kwargs.get("text")})
+            entry = {"call": name, "args": texts, "text": kwargs.get("text")}
+            self._record.append({**entry, "icon": kwargs.get("icon")})
             if isinstance(result, bpy.types.UILayout):
                 return RecordingLayout(result, self._record)
             return result
@@ -95,12 +97,44 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     drawn["result_poll"] = [{"call": "poll", "text": panels.PARTPACKER_PT_result.poll(context)}]
     draw("result", panels.PARTPACKER_PT_result.draw)
 
-    session.doctor_report = addon.backend_check.DoctorReport(
-        False, [addon.backend_check.Finding(False, "flow.pt is missing", "download the weights")]
+    check = addon.setup.backend_check
+    check.current().report = check.DoctorReport(
+        False, [check.Finding(False, "flow.pt is missing", "download the weights")]
     )
     prefs = addon_preferences()
     draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))
+    check.current().report = None
+    draw_setup_scenarios(addon, draw)
     return drawn
+
+
+def draw_setup_scenarios(addon, draw) -> None:
+    """The preferences' setup section before, during and after a run, offline and online."""
+    setup, check = addon.setup.state.current(), addon.setup.backend_check
+
+    def draw_setup(name: str) -> None:
+        draw(name, lambda panel, context: addon.preferences.draw_setup(panel.layout, context))
+
+    draw_setup("setup_offline")
+    activity = setup.start(
+        [addon.setup.runner.Step("Install PyTorch (CPU)", [sys.executable, "-c", "input()"])]
+    )
+    activity.status.done_bytes, activity.status.total_bytes = 256_000_000, 1_000_000_000
+    draw_setup("setup_running")
+    setup.cancel()
+    setup.last.status.cancelled = False
+    setup.last.status.error = "ERROR: No matching distribution found for torch"
+    draw_setup("setup_failed")
+    bpy.context.preferences.system.use_online_access = True
+    draw_setup("setup_online")
+    check.current().report = check.DoctorReport(
+        False,
+        [
+            check.Finding(True, "/w/flow.pt: 53 tensors match (5.00 GB)"),
+            check.Finding(False, "/w/vae.pt: truncated", "download it again"),
+        ],
+    )
+    draw_setup("setup_checked")
 
 
 def main(output: Path) -> None:

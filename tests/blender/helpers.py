@@ -129,3 +129,11 @@ def drawn_in_own_process(python_arguments: list[str], output: Path) -> Any:
     )
     assert output.is_file(), f"nothing drawn:\n{completed.stdout}\n{completed.stderr[-3000:]}"
     return json.loads(output.read_text())
+
+
+def fake_python(folder: Path, body: str) -> Path:
+    """An executable shell script named `python` that runs `body`."""
+    script = folder / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script

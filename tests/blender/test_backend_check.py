@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import bpy
+import pytest
 
 
-def test_check_backend_with_the_tiny_weights_says_generation_can_run(addon, backend):
+@pytest.fixture
+def check(addon):
+    """setup/backend_check.py: runs the check and keeps its report."""
+    return addon.setup.backend_check
+
+
+def test_check_backend_with_the_tiny_weights_says_generation_can_run(check, backend):
     assert bpy.ops.partpacker.check_backend() == {"FINISHED"}
-    report = backend.doctor_report
+    report = check.current().report
     assert report.ok
     texts = [finding.text for finding in report.findings]
     assert any(text.startswith("weights flow.pt:") for text in texts)
@@ -15,10 +22,10 @@ def test_check_backend_with_the_tiny_weights_says_generation_can_run(addon, back
     assert all(finding.ok for finding in report.findings)
 
 
-def test_check_backend_names_missing_weights_and_what_to_do(addon, backend, prefs, tmp_path):
+def test_check_backend_names_missing_weights_and_what_to_do(check, backend, prefs, tmp_path):
     prefs.weights_dir = str(tmp_path)
     assert bpy.ops.partpacker.check_backend() == {"FINISHED"}
-    report = backend.doctor_report
+    report = check.current().report
     assert not report.ok
     (weights,) = [f for f in report.findings if f.text.startswith("weights:")]
     assert not weights.ok
@@ -26,7 +33,7 @@ def test_check_backend_names_missing_weights_and_what_to_do(addon, backend, pref
     assert weights.hint
 
 
-def test_a_report_that_is_not_json_is_a_failed_check(addon):
-    report = addon.backend_check.parse_doctor_output(1, "", "Traceback...\nImportError: torch")
+def test_a_report_that_is_not_json_is_a_failed_check(check):
+    report = check.parse_doctor_output(1, "", "Traceback...\nImportError: torch")
     assert not report.ok
     assert report.findings[0].text == "the backend check failed: ImportError: torch"

@@ -85,9 +85,10 @@ def test_zip_holds_the_addon_and_the_backend_and_nothing_else(built_zip: Path) -
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
         requirements = archive.read("worker/backend/requirements.txt").decode().splitlines()
     assert manifest["version"] == repo_version()
-    expected = {"blender_manifest.toml", "__init__.py", "preferences.py", "setup/operators.py"}
+    expected = {"blender_manifest.toml", "__init__.py", "preferences.py", "settings.py"}
+    expected |= {"setup/operators.py"}
     expected |= {f"worker/backend/{name}" for name in ("__init__.py", "pipeline.py", "PROTOCOL.md")}
-    expected |= {f"client/{name}" for name in ("__init__.py", "backend.py", "process.py")}
+    expected |= {f"client/{name}" for name in ("__init__.py", "backend.py", "worker.py")}
     assert expected <= names
     shipped_py = {name for name in names if name.endswith(".py")}
     source_py = {
@@ -203,7 +204,7 @@ def install_and_generate(
         report = {
             "enabled": enabled,
             "installed_at": str(installed_at),
-            "backend_root": str(package.preferences.backend_root()),
+            "backend_root": str(package.settings.backend_root()),
             "operator": sorted(result),
             "parts": len(meshes),
             "parts_under_one_empty": len(empties) == 1

@@ -13,14 +13,25 @@ from pathlib import Path
 
 import pytest
 
+WRITE_PID = 'import os, pathlib; pathlib.Path("pid").write_text(str(os.getpid()))\n'
 
-def stand_in_backend(folder: Path, main: str) -> Path:
-    """A folder with a `backend` package whose `python -m backend ...` runs `main`."""
+
+def stand_in_backend(folder: Path, main: str, write_pid: bool = False) -> Path:
+    """A folder with a `backend` package whose `python -m backend ...` runs `main`, first
+    writing its pid to `folder/pid` if `write_pid`."""
     package = folder / "backend"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "__main__.py").write_text(textwrap.dedent(main))
+    (package / "__main__.py").write_text((WRITE_PID if write_pid else "") + textwrap.dedent(main))
     return folder
+
+
+def started_pid(folder: Path, timeout: float = 10.0) -> int:
+    """The pid a stand-in backend with `write_pid` wrote as its first act."""
+    deadline = time.monotonic() + timeout
+    while not (folder / "pid").is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return int((folder / "pid").read_text())
 
 
 def settings(addon, root: Path, **overrides):
@@ -50,10 +61,11 @@ def test_another_protocol_version_is_refused(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 99, "backend_version": "9"}), flush=True)
         sys.stdin.read()
         """,
+        write_pid=True,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     job = client.submit("status", {})
-    pid = client.pid
+    pid = started_pid(root)
     outcome = finish(client, job)
     assert outcome.error.code == "protocol"
     assert "protocol 99" in outcome.error.message
@@ -70,7 +82,7 @@ def test_a_worker_that_dies_at_start_is_reported_with_its_last_words(addon, tmp_
         sys.exit(3)
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     outcome = finish(client, client.submit("status", {}))
     assert outcome.error.code == "worker_died"
     assert "exit code 3" in outcome.error.message
@@ -90,7 +102,7 @@ def test_settings_the_backend_refuses_reach_the_user_in_its_words(addon, tmp_pat
         sys.exit(2)
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     outcome = finish(client, client.submit("status", {}))
     assert outcome.error.code == "bad_input"
     assert "sees no NVIDIA GPU" in outcome.error.message
@@ -102,7 +114,7 @@ def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp
     not_a_program = tmp_path / "python"
     not_a_program.write_text("just text")
     root = stand_in_backend(tmp_path, "")
-    client = addon.client.BackendClient(
+    client = addon.client.WorkerClient(
         lambda: addon.client.WorkerSettings(python=not_a_program, backend_root=root)
     )
     with pytest.raises(addon.client.BackendUnavailable, match="cannot start the backend Python"):
@@ -111,10 +123,10 @@ def test_a_python_that_cannot_run_is_reported_not_raised_into_blender(addon, tmp
 
 
 def test_a_worker_that_never_says_hello_is_stopped(addon, tmp_path):
-    root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n")
-    client = addon.client.BackendClient(lambda: settings(addon, root, startup_timeout=0.5))
+    root = stand_in_backend(tmp_path, "import time\ntime.sleep(60)\n", write_pid=True)
+    client = addon.client.WorkerClient(lambda: settings(addon, root, startup_timeout=0.5))
     job = client.submit("status", {})
-    pid = client.pid
+    pid = started_pid(root)  # before the first poll, which may stop it already
     outcome = finish(client, job)
     assert outcome.error.code == "worker_start"
     assert process_gone(pid)
@@ -129,14 +141,15 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 1}), flush=True)
         time.sleep(60)
         """,
+        write_pid=True,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, stop_timeout=0.2))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, stop_timeout=0.2))
     job = client.submit("status", {})
     deadline = time.monotonic() + 10
     while client.hello is None and time.monotonic() < deadline:
         client.poll()
         time.sleep(0.05)
-    pid = client.pid
+    pid = started_pid(root)
     outcomes = []
     job.on_done = outcomes.append
     client.stop()
@@ -145,12 +158,12 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
 
 
 def test_no_backend_python_means_not_set_up(addon, tmp_path):
-    client = addon.client.BackendClient(
+    client = addon.client.WorkerClient(
         lambda: addon.client.WorkerSettings(python=None, backend_root=tmp_path)
     )
     with pytest.raises(addon.client.BackendUnavailable, match="not set up"):
         client.submit("status", {})
-    missing = addon.client.BackendClient(lambda: settings(addon, tmp_path))
+    missing = addon.client.WorkerClient(lambda: settings(addon, tmp_path))
     with pytest.raises(addon.client.BackendUnavailable, match="no backend package"):
         missing.submit("status", {})
     assert client.state is addon.client.WorkerState.STOPPED
@@ -158,7 +171,7 @@ def test_no_backend_python_means_not_set_up(addon, tmp_path):
 
 def test_one_job_at_a_time(addon, tmp_path):
     root = stand_in_backend(tmp_path, "import sys\nsys.stdin.read()\n")
-    client = addon.client.BackendClient(lambda: settings(addon, root))
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
     client.submit("status", {})
     with pytest.raises(addon.client.BusyError):
         client.submit("status", {})
@@ -174,14 +187,15 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
         print(json.dumps({"event": "hello", "protocol": 1, "device_name": "CPU"}), flush=True)
         sys.stdin.read()
         """,
+        write_pid=True,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, idle_timeout=0.3))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, idle_timeout=0.3))
     job = client.submit("status", {})
     outcomes = []
     job.on_done = outcomes.append
     assert client.cancel()
     assert outcomes[0].cancelled, "a job not yet sent ends at once"
-    pid = client.pid
+    pid = started_pid(root)
     deadline = time.monotonic() + 10
     states = set()
     while client.poll() is not None and time.monotonic() < deadline:
@@ -204,7 +218,7 @@ def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monke
         sys.stdin.read()
         """,
     )
-    client = addon.client.BackendClient(lambda: settings(addon, root, env={"HF_HUB_OFFLINE": "1"}))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, env={"HF_HUB_OFFLINE": "1"}))
     client.submit("status", {})
     deadline = time.monotonic() + 10
     while client.state is not addon.client.WorkerState.BUSY and time.monotonic() < deadline:

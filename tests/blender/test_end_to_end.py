@@ -27,11 +27,19 @@ def poll_until_stage(session, task, stage: str, timeout: float = 60.0) -> None:
     while time.monotonic() < deadline:
         session.tick()
         progress = task.job.progress
-        if task.finished or (progress is not None and progress.stage == stage):
+        if session.task is not task or (progress is not None and progress.stage == stage):
             break
         time.sleep(0.01)
-    assert not task.finished, f"the job ended before its {stage} stage: {task.error}"
+    assert session.task is task, f"the job ended before its {stage} stage: {task.error}"
     assert task.job.progress.stage == stage
+
+
+def worker_status(client) -> dict:
+    """The worker's answer to a `status` request (backend/PROTOCOL.md)."""
+    outcomes = []
+    client.wait(client.submit("status", {}, outcomes.append), timeout=30)
+    assert outcomes[0].error is None, outcomes[0].error
+    return outcomes[0].result
 
 
 def objects_of(collection_name: str) -> list[bpy.types.Object]:
@@ -78,7 +86,7 @@ def test_a_failing_import_is_the_tasks_error_and_polling_goes_on(addon, backend,
     monkeypatch.setattr(addon.session, "import_job_folder", broken)
     task = start(addon, **QUICK)
     backend.wait(task)
-    assert task.finished and task.imported is None
+    assert backend.task is not task and task.imported is None
     assert "no room for more objects" in task.error.message
     assert backend.task is None and backend.last_error is task.error
     monkeypatch.undo()
@@ -99,9 +107,9 @@ def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
     # Freeze the worker so that the cancel surely arrives mid-sampling.
-    os.kill(backend.client.pid, signal.SIGSTOP)
+    os.kill(backend.client.hello.pid, signal.SIGSTOP)
     assert bpy.ops.partpacker.cancel() == {"FINISHED"}
-    os.kill(backend.client.pid, signal.SIGCONT)
+    os.kill(backend.client.hello.pid, signal.SIGCONT)
     backend.wait(task)
     assert task.error is not None and task.error.code == "cancelled"
     assert backend.last_error is None
@@ -131,14 +139,14 @@ def test_loading_a_file_mid_job_cancels_it_and_imports_nothing(addon, backend):
 def test_a_killed_worker_is_reported_and_the_next_job_starts_a_fresh_one(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    killed = backend.client.pid
+    killed = backend.client.hello.pid
     os.kill(killed, signal.SIGKILL)
     backend.wait(task)
     assert task.error.code == "worker_died"
     assert backend.last_error is task.error
     assert not bpy.data.objects
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
-    assert backend.client.pid != killed
+    assert backend.client.hello.pid != killed
     assert backend.last_error is None
 
 
@@ -146,7 +154,7 @@ def test_a_hung_worker_is_stopped_and_reported(addon, backend, prefs):
     prefs.hang_timeout = 2  # applies to the next job, without restarting the worker
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    frozen = backend.client.pid
+    frozen = backend.client.hello.pid
     os.kill(frozen, signal.SIGSTOP)
     backend.wait(task)
     assert task.error.code == "worker_hung"
@@ -157,7 +165,8 @@ def test_a_hung_worker_is_stopped_and_reported(addon, backend, prefs):
 def test_free_memory_then_generate_again(addon, backend):
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
     assert bpy.ops.partpacker.free_memory() == {"FINISHED"}
-    assert "freed_bytes" in backend.last_task.result
+    assert backend.last_error is None
+    assert not worker_status(backend.client)["models_loaded"]
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
 
 
@@ -165,11 +174,11 @@ def test_low_memory_and_fast_start_cache_reach_the_worker(addon, backend, prefs)
     prefs.low_memory = True
     prefs.fast_start_cache = True
     try:
-        command = addon.preferences.worker_settings().command()
+        command = addon.settings.worker_settings().command()
         assert "--low-memory" in command
         cache = Path(command[command.index("--weights-cache") + 1])
         assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
-        assert backend.last_task.error is None
+        assert backend.last_error is None
         converted = sorted(p.name.split("-")[0] for p in cache.glob("*.safetensors"))
         assert converted == ["flow", "model", "vae"]
     finally:
@@ -191,10 +200,23 @@ def test_python_api_and_rerun_from_a_selected_part(addon, backend):
     assert len(imported) == len([o for o in roots[0].children])
 
 
+def test_python_api_refuses_unknown_parameters_and_raises_what_the_backend_said(
+    addon, backend, prefs, tmp_path
+):
+    with pytest.raises(TypeError, match="num_steps"):
+        addon.api.generate(str(ROBOT), num_steps=3)
+    prefs.weights_dir = str(tmp_path)  # no weights in it: the worker restarts with it
+    with pytest.raises(addon.api.GenerationFailed) as failed:
+        addon.api.generate(str(ROBOT), **QUICK)
+    assert failed.value.code == "weights"
+    assert failed.value.message and failed.value.hint
+    assert not bpy.data.objects
+
+
 def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    pid = backend.client.pid
+    pid = backend.client.hello.pid
     disable_addon()
     try:
         assert task.error is not None and task.error.is_cancellation

@@ -1,4 +1,5 @@
-"""The panels and the preferences draw with real layouts in every state (see draw_panels.py)."""
+"""The panels and the preferences (their setup section too) draw with real layouts in every state
+(see draw_panels.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def operators(record: list[dict]) -> list[str]:
 
 
 def texts(record: list[dict], name: str = "label") -> list[str]:
-    return [entry["text"] for entry in calls(record, name)]
+    return [entry["text"] or "" for entry in calls(record, name)]
 
 
 def test_no_draw_raises(drawn):
@@ -89,3 +90,57 @@ def test_preferences_show_backend_settings_and_the_checks_findings(drawn):
     labels = texts(record)
     assert "flow.pt is missing" in labels
     assert any("download the weights" in label for label in labels)
+
+
+# --- The preferences' setup section ---------------------------------------------------------------
+
+
+def test_setup_section_offers_setup_and_weights(drawn) -> None:
+    record = drawn["setup_offline"]
+    assert not calls(record, "EXCEPTION"), record
+    assert {
+        "partpacker.setup_backend",
+        "partpacker.setup_backend_with_python",
+        "partpacker.use_existing_python",
+    } <= set(operators(record))
+    assert "partpacker.download_weights" in operators(record)
+    labels = " | ".join(texts(record))
+    assert "Not set up yet" in labels
+    for name, size in (
+        ("flow.pt", "5.0 GB"),
+        ("vae.pt", "1.4 GB"),
+        ("model.safetensors", "4.5 GB"),
+    ):
+        assert name in labels and size in labels
+    assert "Online access is off" in labels
+    assert "Online access is off" not in " | ".join(texts(drawn["setup_online"]))
+
+
+def test_setup_section_shows_progress_and_cancel_while_running(drawn) -> None:
+    record = drawn["setup_running"]
+    assert not calls(record, "EXCEPTION"), record
+    assert "partpacker.cancel_setup" in operators(record)
+    assert texts(record, "progress") == ["256.0 MB of 1.0 GB"]
+    assert any("Install PyTorch" in text for text in texts(record))
+
+
+def test_setup_section_shows_why_the_last_run_failed(drawn) -> None:
+    labels = texts(drawn["setup_failed"])
+    assert any("No matching distribution found for torch" in text for text in labels), labels
+
+
+def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
+    record = drawn["setup_checked"]
+    table_rows = [
+        entry
+        for entry in record
+        if entry["call"] == "label" and (entry["text"] or "").endswith(("PartPacker)", "giant)"))
+    ]
+    icons = {entry["text"].split(":")[0]: entry["icon"] for entry in table_rows}
+    assert icons.get("flow.pt") == "CHECKMARK"
+    assert icons.get("vae.pt") == "ERROR"
+    assert icons.get("model.safetensors") == "QUESTION"
+    labels = texts(record)
+    assert any("vae.pt: truncated" in text for text in labels)
+    assert any("download it again" in text for text in labels)
+    assert "partpacker.check_backend" in operators(record)

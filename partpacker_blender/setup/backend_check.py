@@ -1,13 +1,19 @@
-"""The backend's `doctor --json`: its command line, and its findings as lines for the UI.
-(setup/operators.py `start_check` runs it without blocking Blender.)"""
+"""The backend check: the backend's own `doctor --json`, run as a setup step (without blocking
+Blender: it imports torch), and its last report, which the preferences show."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .client import WorkerSettings
+from ..child_process import backend_environment
+from ..client import WorkerSettings
+from ..settings import worker_settings
+from . import state
+from .runner import Step
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,33 @@ class Finding:
 class DoctorReport:
     ok: bool
     findings: list[Finding] = field(default_factory=list)
+
+    def finding_about(self, filename: str) -> Finding | None:
+        """The first finding that names `filename` (a weight file)."""
+        return next((finding for finding in self.findings if filename in finding.text), None)
+
+
+class BackendCheck:
+    def __init__(self) -> None:
+        self.report: DoctorReport | None = None
+        """The last check's findings; None before the first one."""
+
+    def start(self, python: Path) -> None:
+        """Run the doctor with `python` and the preferences' weights and device. Raises
+        problems.Problem while another setup step runs."""
+        settings = dataclasses.replace(worker_settings(), python=python)
+
+        def keep_report(exit_code: int, stdout: list[str], output: list[str]) -> None:
+            self.report = parse_doctor_output(exit_code, "\n".join(stdout), "\n".join(output))
+
+        step = Step(
+            "Check the backend",
+            doctor_command(settings),
+            check_exit=keep_report,
+            cwd=settings.backend_root,
+            env=backend_environment(settings.backend_root, settings.env),
+        )
+        state.current().start([step])
 
 
 def doctor_command(settings: WorkerSettings) -> list[str]:
@@ -54,3 +87,10 @@ def _summary(environment: dict[str, Any], device: dict[str, Any]) -> Finding:
         if name in environment
     )
     return Finding(True, f"{versions}; device {device.get('device_name', 'unknown')}")
+
+
+_CHECK = BackendCheck()
+
+
+def current() -> BackendCheck:
+    return _CHECK

@@ -1,0 +1,174 @@
+"""How the add-on runs other programs (the backend's Python, setup's pip and probes): without
+Blender's own Python settings, without a console window on Windows, output read line by line by
+one thread per stream, stopped without orphans. Plain Python: no bpy.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+NO_CONSOLE_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+"""Windows opens a console window for each child of a GUI program unless told not to."""
+BLENDER_PYTHON_SETTINGS = ("PYTHONHOME", "PYTHONPATH")
+STDERR_TAIL_LINES = 200
+
+
+def other_python_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a different Python, lines arriving as they are printed."""
+    env = {k: v for k, v in os.environ.items() if k not in BLENDER_PYTHON_SETTINGS}
+    return {**env, **(extra or {}), "PYTHONUNBUFFERED": "1"}
+
+
+def backend_environment(backend_root: Path, extra: dict[str, str]) -> dict[str, str]:
+    """For the backend's Python: the backend package importable from `backend_root`, and no
+    bytecode written into the (installed) extension folder."""
+    return other_python_environment(
+        {**extra, "PYTHONPATH": str(backend_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    )
+
+
+class ChildProcess:
+    """A started program whose stdout and stderr lines the main thread takes with `new_lines()`.
+
+    The reader threads only move lines into a queue: they never touch bpy. With `send_input`
+    the program's stdin is a pipe for `send()`; otherwise it reads nothing."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        cwd: Path | None,
+        env: dict[str, str] | None,
+        name: str,
+        send_input: bool = False,
+    ) -> None:
+        """Raises OSError when the program cannot be started."""
+        self._popen = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if send_input else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            creationflags=NO_CONSOLE_WINDOW,
+        )
+        self._lines: queue.Queue[tuple[bool, str | None]] = queue.Queue()
+        self._open_streams = 2
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        """The last lines of stderr taken so far, for error reports."""
+        self._readers = [
+            _start_reader(self._popen.stdout, True, self._lines, f"partpacker-{name}-stdout"),
+            _start_reader(self._popen.stderr, False, self._lines, f"partpacker-{name}-stderr"),
+        ]
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._popen.poll()
+
+    @property
+    def output_ended(self) -> bool:
+        """Both streams have been read to their end and taken by `new_lines()`."""
+        return self._open_streams == 0
+
+    def new_lines(self) -> Iterator[tuple[bool, str]]:
+        """The lines that have arrived since the last call, in order, as (from stdout, text).
+        Never waits."""
+        while True:
+            try:
+                from_stdout, line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                self._open_streams -= 1
+                continue
+            if not from_stdout:
+                self.stderr_tail.append(line)
+            yield from_stdout, line
+
+    def stderr_text(self, lines: int = 20) -> str:
+        return "\n".join(list(self.stderr_tail)[-lines:])
+
+    def send(self, line: str) -> bool:
+        """Write one line to the program's input; False when it no longer reads it."""
+        stdin = self._popen.stdin
+        if stdin is None or stdin.closed:
+            return False
+        try:
+            stdin.write(line)
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def stop(self, grace: float = 3.0, kill_after: float = 2.0) -> int:
+        """Stop the program and wait for it: where it reads input, end of input first (the
+        worker exits then) and `grace` seconds; then SIGTERM and `kill_after` seconds; then
+        SIGKILL."""
+        stdin = self._popen.stdin
+        if stdin is not None and not stdin.closed:
+            try:
+                stdin.close()
+            except OSError:
+                log.debug("the input of process %d was already broken", self.pid)
+            try:
+                return self._popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                log.warning("process %d did not exit at the end of its input", self.pid)
+        self._popen.terminate()
+        try:
+            return self._popen.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "process %d did not exit %.1f s after SIGTERM: killing it", self.pid, kill_after
+            )
+        return self.kill()
+
+    def kill(self) -> int:
+        """End the program at once (a hung one)."""
+        self._popen.kill()
+        return self._popen.wait()
+
+    def wait(self) -> int:
+        """Its exit code, once it has exited (`output_ended` says it is about to)."""
+        return self._popen.wait()
+
+    def finish_reading(self, timeout: float = 1.0) -> None:
+        """Once the program has exited: let the reader threads take in what it wrote last."""
+        for reader in self._readers:
+            reader.join(timeout)
+
+
+def _start_reader(
+    stream: IO[str] | None,
+    is_stdout: bool,
+    lines: queue.Queue[tuple[bool, str | None]],
+    name: str,
+) -> threading.Thread:
+    def read() -> None:
+        assert stream is not None
+        # Text mode turns the carriage returns of progress bars into line ends as well.
+        for line in stream:
+            lines.put((is_stdout, line.rstrip("\r\n")))
+        lines.put((is_stdout, None))
+
+    thread = threading.Thread(target=read, name=name, daemon=True)
+    thread.start()
+    return thread
