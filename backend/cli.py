@@ -1,4 +1,4 @@
-"""`python -m backend COMMAND`: generate, prepare, download, doctor and serve.
+"""`python -m backend COMMAND`: generate, batch, prepare, download, doctor and serve.
 
 Torch and the pipeline are imported inside the commands, so `--help` and argument errors answer
 at once. Errors people can fix print one line and a hint (no traceback unless --verbose) and exit
@@ -28,6 +28,7 @@ from .errors import (
     WeightsError,
     describe_bug,
 )
+from .fleet.command_line import add_batch_arguments, run_batch_command
 from .params import PARAM_RANGES, GenerationParams, ParamRange, plain_number
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def build_parser() -> ArgumentParser:
     )
     common, settings = verbosity_arguments(), settings_arguments()
     add_generate(commands, [common, settings])
+    add_batch(commands, [common, settings])
     add_prepare(commands, [common])
     add_download(commands, [common])
     add_doctor(commands, [common, settings])
@@ -358,6 +360,26 @@ def print_summary(result: GenerationResult) -> None:
         )
     files = ", ".join(path.name for path in (result.glb, result.npz, result.preview))
     print(f"written to {result.output_dir}: {files}, {result.result_json.name}")
+
+
+def add_batch(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "batch",
+        parents=parents,
+        help="every image of a folder, one job folder each, on this machine or a fleet",
+        description="Generate the parts of every image in FOLDER into DIR/<image name>/, and "
+        "a summary of every image's result or error into DIR/summary.json. Failed images are "
+        "tried once more; images done by an earlier run are skipped. With --fleet, as many "
+        "images at once as the fleet has replicas. Exit code 0 when every image is done, 1 when "
+        "any failed.",
+    )
+    add_batch_arguments(parser)
+    add_parameter_arguments(parser)
+    parser.set_defaults(handler=run_batch)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    return run_batch_command(args, settings_from_args(args), params_from_args(args))
 
 
 def add_prepare(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
