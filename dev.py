@@ -4,8 +4,9 @@
     python3 dev.py demo   # build the extension and the backend env; generate from the example image
     python3 dev.py test   # build both envs; run the backend and the Blender test suites
 
-Two environments, as on a user's machine: `.venv/backend` (torch, numpy 2, mesh libraries) runs
-the backend process; `.venv/blender` (the `bpy` module from PyPI, numpy 1.26) stands in for Blender.
+Two environments, as on a user's machine: `.venv/backend` (torch, numpy 2, mesh libraries, the
+web server's Gradio) runs the backend process; `.venv/blender` (the `bpy` module from PyPI,
+numpy 1.26) stands in for Blender.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def ensure_env(env: Path, *requirements: str) -> Path:
 def backend_env() -> Path:
     # torch first and pinned: any later range it satisfies installs nothing more.
     ensure_env(BACKEND_ENV, TORCH_PIN)
-    return ensure_env(BACKEND_ENV, "-e", f"{ROOT}[test,bench,dev,fleet]")
+    return ensure_env(BACKEND_ENV, "-e", f"{ROOT}[test,bench,dev,server,fleet]")
 
 
 def blender_env() -> Path:

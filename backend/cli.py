@@ -1,4 +1,4 @@
-"""`python -m backend COMMAND`: generate, batch, prepare, download, doctor and serve.
+"""`python -m backend COMMAND`: generate, batch, prepare, download, doctor, serve and web.
 
 Torch and the pipeline are imported inside the commands, so `--help` and argument errors answer
 at once. Errors people can fix print one line and a hint (no traceback unless --verbose) and exit
@@ -116,6 +116,7 @@ def build_parser() -> ArgumentParser:
     add_download(commands, [common])
     add_doctor(commands, [common, settings])
     add_serve(commands, [common, settings])
+    add_web(commands, [common, settings])
     return parser
 
 
@@ -518,3 +519,35 @@ def run_serve(args: argparse.Namespace) -> int:
     from .worker import serve
 
     return serve(lambda: settings_from_args(args))
+
+
+def add_web(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
+    from .server.options import add_server_arguments
+
+    parser = commands.add_parser(
+        "web",
+        parents=parents,
+        help="serve the public Space's API and a web page (needs the `server` extra)",
+        description="Serve PartPacker over HTTP as the public nvidia/PartPacker Space does: its "
+        "three API functions (process_image, get_random_seed, process_3d) for gradio_client and "
+        "Blender, and a web page. Listens on this machine only unless --host says otherwise; "
+        "another address needs --token. What it promises: backend/SERVER.md.",
+    )
+    add_server_arguments(parser)
+    parser.set_defaults(handler=run_web, log_floor=1)
+
+
+def run_web(args: argparse.Namespace) -> int:
+    from .server.options import options_from_args, require_server_packages
+
+    options = options_from_args(args)  # a refused address stops here, before anything loads
+    require_server_packages()
+    from .pipeline import PartPackerPipeline
+    from .server.launch import serve
+
+    def load_pipeline() -> PartPackerPipeline:
+        pipeline = PartPackerPipeline(settings_from_args(args))
+        pipeline.load()
+        return pipeline
+
+    return serve(load_pipeline, options)
