@@ -8,6 +8,7 @@ with their code from errors.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,13 @@ from .errors import (
     WeightsError,
     describe_bug,
 )
-from .fleet.command_line import add_batch_arguments, run_batch_command
+from .fleet.command_line import (
+    add_batch_arguments,
+    add_fleet_arguments,
+    check_fleet_arguments,
+    fleet_runner,
+    run_batch_command,
+)
 from .params import PARAM_RANGES, GenerationParams, ParamRange, plain_number
 
 if TYPE_CHECKING:
@@ -534,6 +541,7 @@ def add_web(commands: argparse._SubParsersAction, parents: list[ArgumentParser])
         "another address needs --token. What it promises: backend/SERVER.md.",
     )
     add_server_arguments(parser)
+    add_fleet_arguments(parser)
     parser.set_defaults(handler=run_web, log_floor=1)
 
 
@@ -541,9 +549,16 @@ def run_web(args: argparse.Namespace) -> int:
     from .server.options import options_from_args, require_server_packages
 
     options = options_from_args(args)  # a refused address stops here, before anything loads
+    check_fleet_arguments(args, "replicas", "max_replicas")
     require_server_packages()
     from .pipeline import PartPackerPipeline
     from .server.launch import serve
+
+    if args.fleet is not None:
+        runner = fleet_runner(args, settings_from_args(args))
+        # as many generations at once as the fleet has replicas; Serve queues any beyond
+        concurrency = max(options.concurrency, runner.capacity)
+        return serve(lambda: runner, dataclasses.replace(options, concurrency=concurrency))
 
     def load_pipeline() -> PartPackerPipeline:
         pipeline = PartPackerPipeline(settings_from_args(args))
