@@ -9,22 +9,27 @@ same cluster uses the running one as it is, warm models included.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray import serve
+from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
-from ..errors import BadInputError
+from ..errors import BadInputError, PartPackerError
 from ..pipeline import PipelineSettings
 from .deployment import PipelineReplica
+from .events import ERROR_CLASSES
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
+CONNECT_TIMEOUT_S = 5.0
 APP_NAME = "partpacker"
 DEPLOYMENT_NAME = "PipelineReplica"
+ERROR_CLASSES_BY_NAME = {error.__name__: error for error in ERROR_CLASSES.values()}
 JOB_GRACE_S = 900.0
 """How long a replica being stopped (scaling down, redeploying) may finish its running job."""
 
@@ -36,7 +41,8 @@ class FleetOptions:
     replicas: int | None = None
     """A fixed replica count; None scales with the queue between 1 and max_replicas."""
     max_replicas: int | None = None
-    """The autoscaler's ceiling; None: one per GPU in the cluster when the fleet starts."""
+    """The autoscaler's ceiling; None: one per GPU in the cluster when the fleet starts (per
+    CPU for CPU replicas)."""
     app_name: str = APP_NAME
     local_cpus: int | None = None
     """Logical CPUs of a `local` cluster (None: this machine's)."""
@@ -55,6 +61,25 @@ class Fleet:
     """Jobs worth sending at once: the replicas there are or may be."""
 
 
+def require_reachable(address: str) -> None:
+    """Fail at once on an address where no cluster answers (Ray itself would retry for
+    minutes): HOST:PORT, or ray://HOST:PORT for Ray's client."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInputError(
+            f"{address!r} is not a cluster address",
+            "give local, auto (the cluster `ray start` began on this machine) or HOST:PORT",
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise BadInputError(
+            f"no Ray cluster answers at {address}: {error}",
+            "start it with `ray start --head --port 6379` on the head machine and give its "
+            "address as HOST:6379, or use `--fleet local`",
+        ) from error
+
+
 def open_fleet(settings: PipelineSettings, options: FleetOptions) -> Fleet:
     connect(options.address, options.local_cpus)
     return start_fleet(settings, options)
@@ -65,6 +90,8 @@ def connect(address: str, local_cpus: int | None = None) -> None:
     Serve's HTTP proxy: jobs reach the replicas only through this process's handle."""
     if ray.is_initialized():
         return
+    if address not in (LOCAL, "auto"):
+        require_reachable(address)
     try:
         if address == LOCAL:
             ray.init(address=LOCAL, num_cpus=local_cpus, include_dashboard=False)
@@ -95,9 +122,33 @@ def start_fleet(settings: PipelineSettings, options: FleetOptions) -> Fleet:
     scaling = replica_scaling(options, resources)
     log.info("deploying %r: %s per replica, %s", options.app_name, resources, scaling)
     application = replica_deployment(resources, scaling).bind(settings)
-    handle = serve.run(application, name=options.app_name, route_prefix=None)
     capacity = options.replicas or scaling["autoscaling_config"]["max_replicas"]
-    return Fleet(handle, capacity)
+    return Fleet(deploy(application, options.app_name), capacity)
+
+
+def deploy(application: Application, app_name: str) -> DeploymentHandle:
+    """Serve's handle once every replica has started (loaded its models). Replicas that cannot
+    start raise the error their pipeline raised (missing weights, say), and leave nothing."""
+    try:
+        return serve.run(application, name=app_name, route_prefix=None)
+    except RuntimeError as error:
+        failure = replica_failure(app_name)
+        serve.delete(app_name)
+        raise failure from error
+
+
+def replica_failure(app_name: str) -> PartPackerError:
+    """The error of a replica that did not start, from the last line of the traceback in
+    Serve's status: `backend.errors.WeightsError: weights folder ... does not exist`."""
+    deployment = serve.status().applications[app_name].deployments.get(DEPLOYMENT_NAME)
+    last_line = deployment.message.strip().splitlines()[-1] if deployment else "unknown"
+    name, _, message = last_line.partition(": ")
+    error_class = ERROR_CLASSES_BY_NAME.get(name.rsplit(".", 1)[-1], PartPackerError)
+    return error_class(
+        f"the fleet's replicas could not start: {message or last_line}",
+        "every replica's machine needs what its settings name (the weights at the same "
+        "--weights-dir or in its own cache); tracebacks: /tmp/ray/session_latest/logs/serve/",
+    )
 
 
 def replica_deployment(resources: dict[str, float], scaling: dict[str, Any]) -> serve.Deployment:

@@ -163,6 +163,23 @@ def test_fleet_options_without_a_fleet_are_bad_input(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [
+        ("127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1"),
+        ("head-machine", "'head-machine' is not a cluster address"),
+    ],
+)
+def test_a_fleet_address_where_no_cluster_answers_is_bad_input_at_once(
+    address: str, words: str, tmp_path: Path
+) -> None:
+    folder = image_folder(tmp_path)
+    completed = run_backend("batch", folder, "-o", tmp_path / "out", "--fleet", address)
+    assert completed.returncode == 2, completed.stderr
+    assert words in completed.stderr
+    assert "ray start --head" in completed.stderr or "HOST:PORT" in completed.stderr
+
+
 def test_a_folder_without_images_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no images here")
     completed = run_backend("batch", tmp_path, "-o", tmp_path / "out")

@@ -7,6 +7,7 @@ Marked slow: the session's cluster takes about 30 s to start here, the module ab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,10 +24,10 @@ import pytest
 import ray
 from ray import serve
 
-from backend.errors import BadInputError, Cancelled, DeviceOutOfMemoryError
+from backend.errors import BadInputError, Cancelled, DeviceOutOfMemoryError, WeightsError
 from backend.export import read_npz
 from backend.fleet.batch import SUMMARY_NAME, run_batch
-from backend.fleet.cluster import Fleet, replica_deployment
+from backend.fleet.cluster import Fleet, FleetOptions, replica_deployment, start_fleet
 from backend.fleet.runner import FleetResult, FleetRunner, ReplicaLost
 from backend.params import GenerationParams
 from backend.pipeline import PartPackerPipeline, PipelineSettings, Progress
@@ -300,3 +301,15 @@ def test_the_batch_command_of_another_process_joins_the_running_fleet(
     summary = json.loads((output / SUMMARY_NAME).read_text())
     done = [entry for entry in summary["images"] if entry["status"] == "done"]
     assert all(entry["replica"]["replica_id"] for entry in done)
+
+
+def test_replicas_that_cannot_start_report_their_pipeline_s_error(
+    fleet: Fleet, tiny_settings: PipelineSettings, tmp_path: Path
+) -> None:
+    missing = dataclasses.replace(tiny_settings, weights_dir=tmp_path / "no-weights")
+    options = FleetOptions(replicas=1, app_name="no-weights")
+    with pytest.raises(WeightsError) as caught:
+        start_fleet(missing, options)
+    assert caught.value.exit_code == 3
+    assert f"weights folder {tmp_path / 'no-weights'} does not exist" in caught.value.message
+    assert "no-weights" not in serve.status().applications, "nothing left on the cluster"
