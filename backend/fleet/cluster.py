@@ -112,10 +112,9 @@ def start_fleet(settings: PipelineSettings, options: FleetOptions) -> Fleet:
     if running is not None:
         log.warning(
             "using the PartPacker deployment %r already running on this cluster (%d replicas, "
-            "its own settings); `serve delete %s` first to deploy new ones",
+            "its own settings); `serve shutdown` first to deploy new ones",
             options.app_name,
             running,
-            options.app_name,
         )
         return Fleet(serve.get_app_handle(options.app_name), max(running, 1))
     resources = replica_resources(settings)
