@@ -55,6 +55,8 @@ class ReplicaLost(PartPackerError):
 
 @dataclass
 class FleetResult(GenerationResult):
+    """The pipeline's result, and which replica made it at which attempt."""
+
     replica: ReplicaInfo | None = None
     attempts: int = 1
 
@@ -94,19 +96,18 @@ class FleetRunner:
         on_replica: ReplicaCallback | None = None,
     ) -> FleetResult:
         """`on_replica` hears which replica took the job, once per attempt."""
+        image = Path(image)
         load_image(image)  # a file that is not an image fails here, before it takes a replica
         params = (params or GenerationParams()).with_resolved_seed()
-        request = JobRequest(image.name, Path(image).read_bytes(), params)
-        for attempt in range(1, ATTEMPTS + 1):
+        request = JobRequest(image.name, image.read_bytes(), params)
+        hooks = (on_progress, should_cancel, on_replica)
+        for attempt in range(1, ATTEMPTS):
             try:
-                outcome = self._attempt(request, on_progress, should_cancel, on_replica)
+                return deliver(self._attempt(request, *hooks), image, Path(output_dir), attempt)
             except ReplicaLost as lost:
-                if attempt == ATTEMPTS:
-                    raise
                 log.warning("%s; trying again on another replica", lost.message)
-                continue
-            return deliver(outcome, image, Path(output_dir), attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        # the last attempt: its loss is the caller's
+        return deliver(self._attempt(request, *hooks), image, Path(output_dir), ATTEMPTS)
 
     def _attempt(
         self,
@@ -129,7 +130,7 @@ class FleetRunner:
             if watch.fired:
                 raise Cancelled("generation cancelled") from error
             raise ReplicaLost(
-                f"the replica {describe(received.replica)} running the job went away",
+                f"the replica running the job ({describe(received.replica)}) went away",
                 "the fleet may have lost a machine: `ray status` on the head lists the nodes",
             ) from error
         finally:
@@ -166,7 +167,7 @@ class Received:
     def outcome(self) -> Outcome:
         if self.replica is None or self.result is None:
             lost = describe(self.replica)
-            raise ReplicaLost(f"the replica {lost} ended the job without a result")
+            raise ReplicaLost(f"the replica running the job ({lost}) ended it without a result")
         return Outcome(self.replica, self.result, self.files)
 
 
@@ -194,8 +195,8 @@ class CancelWatch:
 
 def describe(replica: ReplicaInfo | None) -> str:
     if replica is None:
-        return "(not yet started)"
-    return f"{replica.replica_id} (pid {replica.pid} on {replica.node})"
+        return "not identified yet"
+    return f"{replica.replica_id}, pid {replica.pid} on {replica.node}"
 
 
 def deliver(outcome: Outcome, image: Path, output_dir: Path, attempts: int) -> FleetResult:
