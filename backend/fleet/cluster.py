@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ReplicaState
 
 from ..errors import BadInputError, PartPackerError
 from ..pipeline import PipelineSettings
@@ -89,7 +90,7 @@ def connect(address: str, local_cpus: int | None = None) -> None:
     """Join the cluster at `address` (or start a `local` one) and start Serve on it, without
     Serve's HTTP proxy: jobs reach the replicas only through this process's handle."""
     if ray.is_initialized():
-        return
+        raise RuntimeError("this process has joined a Ray cluster already")
     if address not in (LOCAL, "auto"):
         require_reachable(address)
     try:
@@ -97,7 +98,7 @@ def connect(address: str, local_cpus: int | None = None) -> None:
             ray.init(address=LOCAL, num_cpus=local_cpus, include_dashboard=False)
         else:
             ray.init(address=address)
-    except (ConnectionError, ValueError, RuntimeError) as error:
+    except (ConnectionError, RuntimeError) as error:
         raise BadInputError(
             f"cannot join the Ray cluster at {address}: {error}",
             "start it with `ray start --head` on the head machine and give its address "
@@ -151,7 +152,9 @@ def replica_failure(app_name: str) -> PartPackerError:
 
 
 def replica_deployment(resources: dict[str, float], scaling: dict[str, Any]) -> serve.Deployment:
-    return serve.deployment(PipelineReplica).options(
+    # cast: serve.deployment's overloads type a bare class's call as a decorator
+    deployment = cast(serve.Deployment, serve.deployment(PipelineReplica))
+    return deployment.options(
         name=DEPLOYMENT_NAME,
         ray_actor_options=resources,
         max_ongoing_requests=1,
@@ -190,4 +193,4 @@ def running_replicas(app_name: str) -> int | None:
     if application is None or application.status != "RUNNING":
         return None
     deployment = application.deployments.get(DEPLOYMENT_NAME)
-    return deployment.replica_states.get("RUNNING", 0) if deployment else 0
+    return deployment.replica_states.get(ReplicaState.RUNNING, 0) if deployment else 0

@@ -13,6 +13,7 @@ the fleet. It is what the web front end and `batch` are given instead of a pipel
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ray.exceptions import RayActorError, TaskCancelledError
 from ray.serve.exceptions import ReplicaUnavailableError
@@ -116,7 +117,7 @@ class FleetRunner:
         should_cancel: CancelCheck | None,
         on_replica: ReplicaCallback | None,
     ) -> Outcome:
-        stream: DeploymentResponseGenerator = self.handle.remote(request)
+        stream = cast(DeploymentResponseGenerator, self.handle.remote(request))
         watch = CancelWatch(stream, should_cancel)
         received = Received(on_progress, on_replica)
         ended = False
@@ -206,7 +207,7 @@ def deliver(outcome: Outcome, image: Path, output_dir: Path, attempts: int) -> F
     record: dict[str, Any] = json.loads(outcome.files.pop("result.json"))
     try:
         for name, data in outcome.files.items():
-            write_atomically(output_dir / name, lambda file, data=data: file.write_bytes(data))
+            write_atomically(output_dir / name, functools.partial(Path.write_bytes, data=data))
     except OSError as error:
         raise OutputError(
             f"the job ran, but its files cannot be written into {output_dir}: "

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backend.cli import main
 from backend.errors import DeviceOutOfMemoryError
 from backend.export import read_npz
 from backend.fleet.batch import SUMMARY_NAME, job_folders, run_batch
@@ -154,12 +155,11 @@ def test_the_batch_command_reports_each_failure_and_exits_1(
     ],
 )
 def test_fleet_options_without_a_fleet_are_bad_input(
-    arguments: list[str], words: str, tmp_path: Path
+    arguments: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = image_folder(tmp_path)
-    completed = run_backend("batch", folder, "-o", tmp_path / "out", *arguments)
-    assert completed.returncode == 2, completed.stderr
-    assert words in completed.stderr
+    assert main(["batch", str(folder), "-o", str(tmp_path / "out"), *arguments]) == 2
+    assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -180,8 +180,9 @@ def test_a_fleet_address_where_no_cluster_answers_is_bad_input_at_once(
     assert "ray start --head" in completed.stderr or "HOST:PORT" in completed.stderr
 
 
-def test_a_folder_without_images_is_bad_input(tmp_path: Path) -> None:
+def test_a_folder_without_images_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "notes.txt").write_text("no images here")
-    completed = run_backend("batch", tmp_path, "-o", tmp_path / "out")
-    assert completed.returncode == 2, completed.stderr
-    assert "holds no image files" in completed.stderr
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    assert "holds no image files" in capsys.readouterr().err
