@@ -31,7 +31,7 @@ CONNECT_TIMEOUT_S = 5.0
 APP_NAME = "partpacker"
 DEPLOYMENT_NAME = "PipelineReplica"
 ERROR_CLASSES_BY_NAME = {error.__name__: error for error in ERROR_CLASSES.values()}
-JOB_GRACE_S = 900.0
+JOB_GRACE_S = 300.0
 """How long a replica being stopped (scaling down, redeploying) may finish its running job."""
 
 

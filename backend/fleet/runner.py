@@ -1,13 +1,13 @@
 """FleetRunner: PartPackerPipeline's two job methods, with each generation run on a replica of
 the fleet. It is what the web front end and `batch` are given instead of a pipeline.
 
-- Progress streams from the replica and reaches `on_progress` in this process, stage by stage.
-- `should_cancel` is polled here; the first True cancels the Serve request, which stops the job
-  on the replica at its next check.
+- Progress streams from the replica and reaches `on_progress` stage by stage, in the thread that
+  called `generate`, which also polls `should_cancel`: the first True cancels the Serve request,
+  which stops the job on the replica at its next check.
 - The job folder's files come back as bytes and are written into `output_dir` only once the job
   has succeeded, so a failed or lost job leaves no half folder.
-- A replica lost mid-job (its process or machine gone; Serve's health check ends a hung one) is
-  retried once, with the same seed, on another replica; a second loss is a ReplicaLost error.
+- A replica lost mid-job (its process or machine gone, or silent for STALL_S: hung) is retried
+  once, with the same seed, on another replica; a second loss is a ReplicaLost error.
   Errors of the job itself (bad image, out of memory, missing weights) are not retried.
 """
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass, field
@@ -39,7 +41,12 @@ from .events import Event, JobRequest, ReplicaInfo
 
 log = logging.getLogger(__name__)
 
-CANCEL_POLL_S = 0.1
+POLL_S = 0.1
+"""How often a job's thread looks at the cancel while no event arrives."""
+END_OF_STREAM = object()
+STALL_S = 600.0
+"""A replica that has started a job and sends nothing for this long is lost. The longest quiet
+stretch of a healthy job is one decode level or one volume's meshing: seconds on a GPU."""
 ATTEMPTS = 2
 REPLICA_LOST = (RayActorError, ReplicaUnavailableError)
 """How Ray reports a replica whose process or machine went away during a request."""
@@ -74,9 +81,10 @@ class Outcome:
 class FleetRunner:
     """Runs prepare here and generate on the fleet behind `handle` (see the module's text)."""
 
-    def __init__(self, fleet: Fleet, settings: PipelineSettings):
+    def __init__(self, fleet: Fleet, settings: PipelineSettings, stall_s: float = STALL_S):
         self.handle = fleet.handle.options(stream=True, method_name="generate")
         self.capacity = fleet.capacity
+        self.stall_s = stall_s
         # Background removal alone is light: here it never waits behind the replicas' queue.
         self.preparer = ImagePreparer(
             BackgroundRemover(settings.rembg_model, settings.rembg_model_path)
@@ -117,28 +125,63 @@ class FleetRunner:
         should_cancel: CancelCheck | None,
         on_replica: ReplicaCallback | None,
     ) -> Outcome:
+        """One try on one replica. A reader thread takes the stream's events; this thread runs
+        the callbacks and polls the cancel, so that neither a hung replica (whose stream a
+        cancel cannot end) nor a cancel waits on the stream."""
         stream = cast(DeploymentResponseGenerator, self.handle.remote(request))
-        watch = CancelWatch(stream, should_cancel)
+        inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        threading.Thread(target=read_stream, args=(stream, inbox), daemon=True).start()
         received = Received(on_progress, on_replica)
         ended = False
         try:
-            for event in stream:
-                received.take(event)
+            self._follow(inbox, received, should_cancel)
             ended = True
-        except REQUEST_CANCELLED as error:
-            raise Cancelled("generation cancelled") from error
-        except REPLICA_LOST as error:
-            if watch.fired:
-                raise Cancelled("generation cancelled") from error
-            raise ReplicaLost(
-                f"the replica running the job ({describe(received.replica)}) went away",
-                "the fleet may have lost a machine: `ray status` on the head lists the nodes",
-            ) from error
         finally:
-            watch.stop()
-            if not ended:  # an error here (a callback's, say) must not leave the job running
+            if not ended:  # cancelled, stalled, or a callback's error: stop the job there
                 stream.cancel()
         return received.outcome()
+
+    def _follow(
+        self, inbox: queue.SimpleQueue[Any], received: Received, should_cancel: CancelCheck | None
+    ) -> None:
+        last_event: float | None = None  # None while the job waits for a free replica
+        while True:
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("generation cancelled")
+            try:
+                item = inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                if last_event is not None and time.monotonic() - last_event > self.stall_s:
+                    raise ReplicaLost(
+                        f"the replica running the job ({describe(received.replica)}) sent "
+                        f"nothing for {self.stall_s:g} s",
+                        "its GPU or process may be stuck: `serve status` on the head shows "
+                        "its health",
+                    ) from None
+                continue
+            if item is END_OF_STREAM:
+                return
+            if isinstance(item, REQUEST_CANCELLED):
+                raise Cancelled("generation cancelled") from item
+            if isinstance(item, REPLICA_LOST):
+                raise ReplicaLost(
+                    f"the replica running the job ({describe(received.replica)}) went away",
+                    "the fleet may have lost a machine: `ray status` on the head lists the nodes",
+                ) from item
+            if isinstance(item, BaseException):
+                raise item
+            last_event = time.monotonic()
+            received.take(item)
+
+
+def read_stream(stream: DeploymentResponseGenerator, inbox: queue.SimpleQueue[Any]) -> None:
+    """Every event of `stream` into `inbox`, then END_OF_STREAM, or the error that ended it."""
+    try:
+        for event in stream:
+            inbox.put(event)
+        inbox.put(END_OF_STREAM)
+    except BaseException as error:  # handed to the job's thread, which raises it
+        inbox.put(error)
 
 
 class Received:
@@ -170,28 +213,6 @@ class Received:
             lost = describe(self.replica)
             raise ReplicaLost(f"the replica running the job ({lost}) ended it without a result")
         return Outcome(self.replica, self.result, self.files)
-
-
-class CancelWatch:
-    """Polls `should_cancel` while a request runs; the first True cancels the request."""
-
-    def __init__(self, stream: DeploymentResponseGenerator, should_cancel: CancelCheck | None):
-        self.stream, self.should_cancel = stream, should_cancel
-        self.fired = False
-        self._done = threading.Event()
-        if should_cancel is not None:
-            threading.Thread(target=self._watch, name="partpacker-cancel", daemon=True).start()
-
-    def _watch(self) -> None:
-        assert self.should_cancel is not None
-        while not self._done.wait(CANCEL_POLL_S):
-            if self.should_cancel():
-                self.fired = True
-                self.stream.cancel()
-                return
-
-    def stop(self) -> None:
-        self._done.set()
 
 
 def describe(replica: ReplicaInfo | None) -> str:

@@ -155,6 +155,32 @@ def test_a_job_whose_replica_dies_twice_ends_with_a_clear_error(
     assert not (tmp_path / "job").exists(), "a lost job leaves no half folder"
 
 
+def test_a_replica_that_hangs_mid_job_is_given_up_and_the_job_runs_on_another(
+    runner: FleetRunner, fleet: Fleet, tiny_settings: PipelineSettings, tmp_path: Path
+) -> None:
+    impatient = FleetRunner(fleet, tiny_settings, stall_s=3.0)
+    replicas: list[Any] = []
+    stopped: list[int] = []
+
+    def stop_at_first_sample_step(progress: Progress) -> None:
+        if progress.stage == "sample" and not stopped:
+            stopped.append(replicas[0].pid)
+            os.kill(replicas[0].pid, signal.SIGSTOP)  # alive, but silent: as a stuck GPU
+
+    try:
+        result = in_thread(
+            lambda: impatient.generate(
+                ROBOT, tmp_path / "job", QUICK, stop_at_first_sample_step, None, replicas.append
+            )
+        )()
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert len(stopped) == 1 and len(replicas) == 2
+    assert result.attempts == 2 and result.replica.pid != stopped[0]
+    assert len(read_npz(result.npz)) == len(result.parts) >= 1
+
+
 def test_cancel_mid_job_ends_it_as_cancelled_and_its_replica_takes_the_next_job(
     runner: FleetRunner, tmp_path: Path
 ) -> None:
