@@ -122,7 +122,7 @@ class SpaceFunctions:
             log.info("job %s: cancelled: its page or client left, or the server stops", folder.name)
             raise
         seconds = time.perf_counter() - started
-        log.info("job %s: done in %.1f s, %d parts", folder.name, seconds, len(result.parts))
+        log.info("job %s: done in %.2f s, %d parts", folder.name, seconds, len(result.parts))
         return str(result.glb)
 
     def session_ended(self, request: gr.Request) -> None:
@@ -137,18 +137,15 @@ def user_errors(endpoint: str) -> Iterator[None]:
     the title. A bug is logged with its traceback and reported without server details."""
     try:
         yield
-    except Cancelled as error:
-        log.info("%s: %s", endpoint, error.message)
-        raise gr.Error(error.message, title=error.code) from error
     except PartPackerError as error:
         message = f"{error.message}. {error.hint}" if error.hint else error.message
-        raise gr.Error(message, title=error.code) from error
+        raise gr.Error(message, title=error.code, print_exception=False) from error
     except gr.Error:
         raise
     except Exception as error:
         log.exception("%s failed", endpoint)
         message = f"internal error ({type(error).__name__}); the server's log has the details"
-        raise gr.Error(message, title="internal") from error
+        raise gr.Error(message, title="internal", print_exception=False) from error
 
 
 def space_slider(name: str) -> gr.Slider:

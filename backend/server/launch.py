@@ -10,10 +10,9 @@ import logging
 import os
 import signal
 import socket
-import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -47,14 +46,13 @@ def serve(make_runner: Callable[[], JobRunner], options: ServerOptions) -> int:
         work = WorkFolder(root, options.keep_seconds, options.disk_budget_bytes)
         cancel_flags = CancelFlags()
         app = RequestGuard(
-            mounted(build_app(runner, options, work, cancel_flags), options, cancel_flags),
+            mounted(build_app(runner, options, work, cancel_flags), options),
             options.token,
             options.max_upload_bytes,
             root,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
-        )
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+        server = JobCancellingServer(config, cancel_flags)
         stop_sweeping = threading.Event()
         work.sweep_every(stop_sweeping)
         announce(sock, options, root)
@@ -86,13 +84,22 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def mounted(demo: gr.Blocks, options: ServerOptions, cancel_flags: CancelFlags) -> fastapi.FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
-        yield
-        cancel_flags.cancel_all()  # running jobs stop at their next check, before the loop ends
+class JobCancellingServer(uvicorn.Server):
+    """A uvicorn server that cancels the running jobs as soon as it is told to stop, so that they
+    end at their next check instead of running on through the graceful shutdown (which then
+    waits up to 5 s for open event streams, and closes them)."""
 
-    parent = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    def __init__(self, config: uvicorn.Config, cancel_flags: CancelFlags) -> None:
+        super().__init__(config)
+        self.cancel_flags = cancel_flags
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.cancel_flags.cancel_all()
+        super().handle_exit(sig, frame)
+
+
+def mounted(demo: gr.Blocks, options: ServerOptions) -> fastapi.FastAPI:
+    parent = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     return gr.mount_gradio_app(
         parent,
         demo,
@@ -141,4 +148,3 @@ def announce(sock: socket.socket, options: ServerOptions, root: Path) -> None:
     access = "token required" if options.token else "open: no token"
     print(f"PartPacker web: http://{shown}:{port}/ ({access}; files in {root})", flush=True)
     log.info("listening on %s:%d", host, port)
-    sys.stdout.flush()

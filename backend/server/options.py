@@ -38,7 +38,8 @@ class ServerOptions:
     max_queue: int = 16
     """Jobs waiting at most; a request beyond gets `queue full` (HTTP 503) at once."""
     concurrency: int = 1
-    """Generations at once: one per GPU."""
+    """Generations at once: one per GPU. One pipeline is one GPU, so `web` keeps 1; a fleet's
+    runner, with a replica per GPU, sets its replica count."""
     keep_minutes: float = 60.0
     """Uploads and results older than this are removed."""
     disk_budget_mb: float = 10_000.0
@@ -148,13 +149,6 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="jobs waiting at most (default: %(default)s)",
     )
     group.add_argument(
-        "--concurrency",
-        type=int,
-        default=defaults.concurrency,
-        metavar="N",
-        help="generations at once, one per GPU (default: %(default)s)",
-    )
-    group.add_argument(
         "--keep-minutes",
         type=float,
         default=defaults.keep_minutes,
@@ -187,7 +181,6 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels,
         max_queue=args.max_queue,
-        concurrency=args.concurrency,
         keep_minutes=args.keep_minutes,
         disk_budget_mb=args.disk_budget_mb,
         grid_res_cap=args.grid_res_cap,

@@ -66,6 +66,8 @@ def test_a_cancelled_job_stops_in_the_pipeline_and_the_next_one_runs(
     job = submit(client, rgba_object, LONG)
     wait_for_stage(job, "Sampling")
     name = started_job(open_server, before)
+    preview = client.predict(handle_file(str(rgba_object)), api_name="/process_image")
+    assert preview.endswith(".png") and not job.done(), "a preview does not wait for a generation"
     job.cancel()
     # One job at a time, and a cancel waits for the pipeline to stop: had it not stopped, this
     # one would start only after it had written its parts.glb.

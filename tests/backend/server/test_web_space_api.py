@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from conftest import GRID_CAP, ServerProcess
@@ -145,6 +146,7 @@ def test_values_out_of_range_are_refused_by_name(
     with pytest.raises(AppError) as refused:
         client.predict(handle_file(str(rgba_object)), **values, api_name="/process_3d")
     assert f"{name} must be" in str(refused.value) and words in str(refused.value)
+    assert refused.value.title == "bad_input", "the error code, as the worker's protocol has it"
 
 
 def test_get_random_seed_keeps_a_given_seed_or_draws_a_new_one(client: Client) -> None:
@@ -193,3 +195,40 @@ def test_every_result_is_a_file_of_its_own(open_server: ServerProcess, rgba_obje
     second = client.predict(handle_file(str(rgba_object)), api_name="/process_image")
     assert first["path"] != second["path"]
     assert open_server.work_dir in Path(first["path"]).parents
+
+
+def test_the_page_is_the_demos_wired_as_the_demo(open_server: ServerProcess) -> None:
+    """Image in, the segmentation, the sliders, Generate, the 3D viewer, a download button."""
+    page = httpx.get(open_server.url, headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    config = httpx.get(open_server.url + "config").json()
+    assert config["title"] == "PartPacker"
+    ids = {}
+    for component in config["components"]:
+        props = component.get("props", {})
+        ids[props.get("label") or props.get("value")] = (component["id"], component["type"])
+    expected = {
+        "Input Image": "image",
+        "Segmentation Result": "image",
+        "Inference steps": "slider",
+        "CFG scale": "slider",
+        "Grid resolution": "slider",
+        "Seed": "slider",
+        "Randomize seed": "checkbox",
+        "Simplify mesh": "checkbox",
+        "Face number": "slider",
+        "Generate": "button",
+        "Geometry": "model3d",
+        "Download GLB": "downloadbutton",
+    }
+    assert {label: ids[label][1] for label in expected} == expected
+    events = {dep.get("api_name") or f"#{dep['id']}": dep for dep in config["dependencies"]}
+    image, segmentation = ids["Input Image"][0], ids["Segmentation Result"][0]
+    assert events["process_image"]["targets"] == [[image, "upload"]]
+    assert events["process_image"]["outputs"] == [segmentation]
+    assert events["get_random_seed"]["targets"] == [[ids["Generate"][0], "click"]]
+    assert events["process_3d"]["trigger_after"] == events["get_random_seed"]["id"]
+    assert events["process_3d"]["inputs"][0] == segmentation
+    download = [dep for dep in config["dependencies"] if dep["outputs"] == [ids["Download GLB"][0]]]
+    assert len(download) == 1 and download[0]["trigger_after"] == events["process_3d"]["id"]
+    assert download[0]["trigger_only_on_success"]
