@@ -556,9 +556,8 @@ def run_web(args: argparse.Namespace) -> int:
 
     if args.fleet is not None:
         runner = fleet_runner(args, settings_from_args(args))
-        # as many generations at once as the fleet has replicas; Serve queues any beyond
-        concurrency = max(options.concurrency, runner.capacity)
-        return serve(lambda: runner, dataclasses.replace(options, concurrency=concurrency))
+        # as many generations at once as the fleet has replicas (or may have, autoscaled)
+        return serve(lambda: runner, dataclasses.replace(options, concurrency=runner.capacity))
 
     def load_pipeline() -> PartPackerPipeline:
         pipeline = PartPackerPipeline(settings_from_args(args))
