@@ -88,7 +88,8 @@ def check_fleet_arguments(args: argparse.Namespace, *names: str) -> None:
     given = [name for name in names if getattr(args, name) is not None]
     if args.fleet is None and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise BadInputError(f"{flags} only work with --fleet", "add --fleet local or ADDRESS")
+        verb = "works" if len(given) == 1 else "work"
+        raise BadInputError(f"{flags} only {verb} with --fleet", "add --fleet local or ADDRESS")
 
 
 def run_batch_command(

@@ -149,8 +149,8 @@ def test_the_batch_command_reports_each_failure_and_exits_1(
 @pytest.mark.parametrize(
     ("arguments", "words"),
     [
-        (["--jobs", "2"], "--jobs only work with --fleet"),
-        (["--replicas", "2"], "--replicas only work with --fleet"),
+        (["--jobs", "2"], "--jobs only works with --fleet"),
+        (["--replicas", "2", "--max-replicas", "3"], "--replicas, --max-replicas only work with"),
         (["--jobs", "0", "--fleet", "local"], "less than 1"),
     ],
 )
@@ -161,6 +161,11 @@ def test_fleet_options_without_a_fleet_are_bad_input(
     assert main(["batch", str(folder), "-o", str(tmp_path / "out"), *arguments]) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_web_server_s_fleet_options_need_a_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["web", "--replicas", "2"]) == 2
+    assert "--replicas only works with --fleet" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
