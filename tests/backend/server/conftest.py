@@ -1,9 +1,9 @@
 """Real server processes for the web tests, started once per session: `python -m backend web`
 with tiny weights (open, and with a token) and the stand-in of the public Space.
 
-The servers decode at most at grid 32 (--grid-res-cap): the Space's smallest grid, 256, takes
-76-110 s per job with the tiny weights on this 2-core machine, and its default 384 about 280 s
-(measured with bench/server.py). Everything else is as a user would run it.
+The servers decode at most at grid 32 (--grid-res-cap): with the tiny weights on this 2-core
+machine one job at the Space's smallest grid, 256, took 52-110 s (bench/server.py and by hand),
+at its default 384 about 280 s. Everything else is as a user would run it.
 """
 
 from __future__ import annotations
