@@ -52,7 +52,7 @@ def ensure_env(env: Path, *requirements: str) -> Path:
 def backend_env() -> Path:
     # torch first and pinned: any later range it satisfies installs nothing more.
     ensure_env(BACKEND_ENV, TORCH_PIN)
-    return ensure_env(BACKEND_ENV, "-e", f"{ROOT}[test,bench,dev,server]")
+    return ensure_env(BACKEND_ENV, "-e", f"{ROOT}[test,bench,dev,server,fleet]")
 
 
 def blender_env() -> Path:

@@ -1,4 +1,4 @@
-"""`python -m backend COMMAND`: generate, prepare, download, doctor, serve and web.
+"""`python -m backend COMMAND`: generate, batch, prepare, download, doctor, serve and web.
 
 Torch and the pipeline are imported inside the commands, so `--help` and argument errors answer
 at once. Errors people can fix print one line and a hint (no traceback unless --verbose) and exit
@@ -8,6 +8,7 @@ with their code from errors.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,13 @@ from .errors import (
     PartPackerError,
     WeightsError,
     describe_bug,
+)
+from .fleet.command_line import (
+    add_batch_arguments,
+    add_fleet_arguments,
+    check_fleet_arguments,
+    fleet_runner,
+    run_batch_command,
 )
 from .params import PARAM_RANGES, GenerationParams, ParamRange, plain_number
 
@@ -110,6 +118,7 @@ def build_parser() -> ArgumentParser:
     )
     common, settings = verbosity_arguments(), settings_arguments()
     add_generate(commands, [common, settings])
+    add_batch(commands, [common, settings])
     add_prepare(commands, [common])
     add_download(commands, [common])
     add_doctor(commands, [common, settings])
@@ -361,6 +370,26 @@ def print_summary(result: GenerationResult) -> None:
     print(f"written to {result.output_dir}: {files}, {result.result_json.name}")
 
 
+def add_batch(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "batch",
+        parents=parents,
+        help="every image of a folder, one job folder each, on this machine or a fleet",
+        description="Generate the parts of every image in FOLDER into DIR/<image name>/, and "
+        "a summary of every image's result or error into DIR/summary.json. Failed images are "
+        "tried once more; images done by an earlier run are skipped. With --fleet, as many "
+        "images at once as the fleet has replicas. Exit code 0 when every image is done, 1 when "
+        "any failed.",
+    )
+    add_batch_arguments(parser)
+    add_parameter_arguments(parser)
+    parser.set_defaults(handler=run_batch)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    return run_batch_command(args, settings_from_args(args), params_from_args(args))
+
+
 def add_prepare(commands: argparse._SubParsersAction, parents: list[ArgumentParser]) -> None:
     parser = commands.add_parser(
         "prepare",
@@ -512,6 +541,7 @@ def add_web(commands: argparse._SubParsersAction, parents: list[ArgumentParser])
         "another address needs --token. What it promises: backend/SERVER.md.",
     )
     add_server_arguments(parser)
+    add_fleet_arguments(parser)
     parser.set_defaults(handler=run_web, log_floor=1)
 
 
@@ -519,9 +549,15 @@ def run_web(args: argparse.Namespace) -> int:
     from .server.options import options_from_args, require_server_packages
 
     options = options_from_args(args)  # a refused address stops here, before anything loads
+    check_fleet_arguments(args, "replicas", "max_replicas")
     require_server_packages()
     from .pipeline import PartPackerPipeline
     from .server.launch import serve
+
+    if args.fleet is not None:
+        runner = fleet_runner(args, settings_from_args(args))
+        # as many generations at once as the fleet has replicas (or may have, autoscaled)
+        return serve(lambda: runner, dataclasses.replace(options, concurrency=runner.capacity))
 
     def load_pipeline() -> PartPackerPipeline:
         pipeline = PartPackerPipeline(settings_from_args(args))

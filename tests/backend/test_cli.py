@@ -16,7 +16,7 @@ from backend.cli import build_parser, main, settings_from_args
 from backend.params import PARAM_RANGES
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ("generate", "prepare", "download", "doctor", "serve")
+COMMANDS = ("generate", "batch", "prepare", "download", "doctor", "serve")
 EXIT_BAD_INPUT, EXIT_WEIGHTS, EXIT_OUTPUT = 2, 3, 5
 QUICK = ["--steps", "2", "--grid-res", "16"]
 
