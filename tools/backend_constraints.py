@@ -27,6 +27,12 @@ OUTPUT = ROOT / "constraints.txt"
 LEFT_OUT = {"pip"}
 """Set Up Backend updates pip itself first (to a version that reports progress)."""
 PYTHON_MINORS = range(8, 30)
+PINS_NEED_MACOS = "14.0"
+"""The oldest macOS the pinned versions have wheels for, which cannot be read from a Linux
+environment. Measured for torch 2.13.0: `pip index versions torch --platform macosx_13_0_arm64
+--python-version 3.11 --only-binary=:all:` finds 2.11.0 at most, with macosx_14_0_arm64 2.13.0
+and newer; the other pins resolve for macosx_14_0_arm64 (`pip install --dry-run --platform
+...`). Set Up Backend installs within pyproject.toml's ranges on older macOS."""
 
 
 def top_level_requirements(root: Path = ROOT) -> list[Requirement]:
@@ -73,6 +79,7 @@ def constraints_text(root: Path = ROOT) -> str:
         "# requirements in pyproject.toml and everything they pull in. Set Up Backend installs",
         "# with `pip install -c` this file. Written by tools/backend_constraints.py.",
         f"# requires-python: >={lowest_python(list(pinned.values()))}",
+        f"# requires-macos: >={PINS_NEED_MACOS}",
     ]
     return "\n".join([*header, *lines]) + "\n"
 

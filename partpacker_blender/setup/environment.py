@@ -23,7 +23,7 @@ REQUIREMENTS_FILE = "requirements.txt"
 """In the packaged backend/ folder; build.py writes it from pyproject.toml's dependencies."""
 CONSTRAINTS_FILE = "constraints.txt"
 """In the packaged backend/ folder and at a checkout's root (tools/backend_constraints.py)."""
-REQUIRES_PYTHON = re.compile(r"^# requires-python: >=(\d+)\.(\d+)\s*$", re.M)
+REQUIRES = re.compile(r"^# requires-(python|macos): >=(\d+)\.(\d+)\s*$", re.M)
 MIN_PIP = "pip>=24.1"
 """The first pip that reports download progress as plain lines (`--progress-bar raw`)."""
 PIP_PROGRESS = re.compile(r"Progress (\d+) of (\d+|\?)")
@@ -74,18 +74,21 @@ class Constraints:
     path: Path
     requires_python: tuple[int, int]
     """The oldest Python every pinned version runs on."""
+    requires_macos: tuple[int, int]
+    """The oldest macOS every pinned version has wheels for."""
 
 
 def backend_constraints(backend_root: Path) -> Constraints | None:
     """The pinned versions shipped with the backend (or a checkout's), None where there are none."""
     for path in (backend_root / "backend" / CONSTRAINTS_FILE, backend_root / CONSTRAINTS_FILE):
         if path.is_file():
-            match = REQUIRES_PYTHON.search(path.read_text("utf-8"))
-            if match is None:
+            needs = {m[1]: (int(m[2]), int(m[3])) for m in REQUIRES.finditer(path.read_text())}
+            if set(needs) != {"python", "macos"}:
                 raise Problem(
-                    f"{path} does not name the Python it needs", "reinstall the extension"
+                    f"{path} does not say which Python and macOS it needs",
+                    "reinstall the extension",
                 )
-            return Constraints(path, (int(match[1]), int(match[2])))
+            return Constraints(path, needs["python"], needs["macos"])
     return None
 
 

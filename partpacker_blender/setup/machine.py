@@ -29,6 +29,9 @@ class Machine:
     """platform.system(): "Windows", "Darwin", "Linux"."""
     architecture: str
     """The hardware's, not the process's: "arm64" on Apple silicon even under Rosetta."""
+    rosetta: bool = False
+    """macOS: Blender itself runs as Intel code under Rosetta (and starts Pythons as such)."""
+    macos_version: tuple[int, int] | None = None
     cuda_version: tuple[int, int] | None = None
     """The newest CUDA the NVIDIA driver supports (nvidia-smi); None: no NVIDIA driver."""
     long_paths_enabled: bool | None = None
@@ -54,12 +57,20 @@ def parse_cuda_version(nvidia_smi_output: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
+def parse_macos_version(release: str) -> tuple[int, int] | None:
+    """platform.mac_ver()'s release ("13.6.1", "14.0"; "" elsewhere) as (major, minor)."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return (int(match[1]), int(match[2])) if match else None
+
+
 def read_machine() -> Machine:
     system = platform.system()
     translated = system == "Darwin" and read_rosetta_translation()
     return Machine(
         system=system,
         architecture=hardware_architecture(system, platform.machine(), translated),
+        rosetta=translated,
+        macos_version=parse_macos_version(platform.mac_ver()[0]) if system == "Darwin" else None,
         cuda_version=read_cuda_version() if system != "Darwin" else None,
         long_paths_enabled=read_long_paths_enabled() if system == "Windows" else None,
         developer_tools=read_developer_tools() if system == "Darwin" else True,

@@ -60,14 +60,11 @@ def plan_environment(
             raise unfit
     else:
         base = choose_python(found(), machine, tested_from)
-    constraints = request.constraints if base.version[:2] >= tested_from else None
-    if request.constraints is not None and constraints is None:
-        log.warning(
-            "%s is older than the Python %d.%d the pinned versions need: installing the newest "
-            "versions within the backend's ranges instead",
-            base.label,
-            *tested_from,
-        )
+    pins = request.constraints
+    unpinned = why_not_pinned(pins, base.version[:2], machine) if pins is not None else None
+    if unpinned:
+        log.warning("%s: installing the newest versions within the backend's ranges", unpinned)
+    constraints = None if unpinned else pins
     plan = EnvironmentPlan(
         base_python=base.executable,
         env_dir=request.env_dir,
@@ -78,6 +75,25 @@ def plan_environment(
         constraints=constraints.path if constraints is not None else None,
     )
     return plan, base
+
+
+def why_not_pinned(
+    constraints: Constraints, python: tuple[int, int], machine: Machine
+) -> str | None:
+    """Why the exact versions cannot be installed here (their wheels need a newer Python or
+    macOS), or None when they can."""
+    if python < constraints.requires_python:
+        return f"the pinned versions need Python {_version(constraints.requires_python)} or newer"
+    if (
+        machine.system == "Darwin"
+        and (machine.macos_version or (0, 0)) < constraints.requires_macos
+    ):
+        return f"the pinned versions need macOS {_version(constraints.requires_macos)} or newer"
+    return None
+
+
+def _version(numbers: tuple[int, int]) -> str:
+    return ".".join(map(str, numbers))
 
 
 class EnvironmentSetup:

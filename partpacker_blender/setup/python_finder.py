@@ -99,7 +99,10 @@ def architecture_problem(install: PythonInstall, machine: Machine) -> PythonNotU
         return PythonNotUsable(
             f"{install.label} runs as Intel code (under Rosetta) on this Apple silicon Mac: "
             "it would get no Apple GPU and no PyTorch the backend can use",
-            "install Python from python.org (its macOS installer runs natively) or with "
+            "install Blender for Apple silicon: this Blender is the Intel one, and the Pythons "
+            "it starts run as Intel code too"
+            if machine.rosetta
+            else "install Python from python.org (its macOS installer runs natively) or with "
             "Homebrew (/opt/homebrew/bin/python3)",
         )
     return None

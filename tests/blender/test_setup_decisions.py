@@ -69,6 +69,27 @@ def test_a_python_too_old_for_the_pins_installs_within_the_ranges(
     )
 
 
+@pytest.mark.parametrize(
+    ("macos", "pinned"), [((13, 6), False), ((14, 0), True), ((15, 1), True), (None, False)]
+)
+def test_macos_older_than_the_pins_wheels_installs_within_the_ranges(
+    setup_modules, constraints, tmp_path, macos, pinned
+) -> None:
+    """PyTorch's pinned release has macOS wheels from macOS 14 on (13 gets 2.11 at most)."""
+    planning, machine = setup_modules.planning, setup_modules.machine
+    assert constraints.requires_macos == (14, 0)
+    python = python_of_version(tmp_path / "py312", "3.12.4", machine="arm64")
+    mac = machine.Machine("Darwin", "arm64", macos_version=macos)
+    plan, _ = planning.plan_environment(
+        request(setup_modules, tmp_path, constraints, python), mac, no_search
+    )
+    assert (plan.constraints == constraints.path) is pinned
+    assert (plan.constraints is None) is not pinned
+    reason = planning.why_not_pinned(constraints, (3, 12), mac)
+    assert (reason is None) is pinned
+    assert pinned or "macOS 14.0" in reason
+
+
 def test_the_best_python_found_is_used_when_none_was_picked(
     setup_modules, constraints, tmp_path
 ) -> None:

@@ -51,11 +51,20 @@ def test_the_hardware_architecture_sees_through_rosetta(
     assert machine.hardware_architecture(system, process, translated) == hardware
 
 
+@pytest.mark.parametrize(
+    ("release", "version"),
+    [("13.6.1", (13, 6)), ("14.0", (14, 0)), ("10.16", (10, 16)), ("", None)],
+)
+def test_the_macos_release_is_read_as_major_and_minor(machine, release, version) -> None:
+    assert machine.parse_macos_version(release) == version
+
+
 def test_this_machine_is_read_as_it_is(machine) -> None:
     read = machine.read_machine()
     assert read.system == platform.system() == "Linux"
     assert read.architecture == machine.architecture_name(platform.machine())
     assert read.long_paths_enabled is None and read.developer_tools
+    assert read.macos_version is None and not read.rosetta
     smi = shutil.which("nvidia-smi")
     assert (read.cuda_version is None) == (smi is None), "no NVIDIA driver here, or one is read"
 
@@ -92,6 +101,16 @@ def test_an_intel_python_under_rosetta_is_refused(setup_modules, machine, tmp_pa
     assert finder.architecture_problem(intel, machine.Machine("Darwin", "x86_64")) is None
     native = finder.PythonInstall(Path("/opt/homebrew/bin/python3.12"), (3, 12, 4), "arm64")
     assert finder.architecture_problem(native, apple_silicon) is None
+
+
+def test_an_intel_blender_on_apple_silicon_is_named_as_the_cause(setup_modules, machine) -> None:
+    """Blender's Intel build runs under Rosetta and starts even a universal Python as Intel
+    code: installing another Python would not help, Blender for Apple silicon does."""
+    finder = setup_modules.python_finder
+    universal = finder.PythonInstall(Path("/usr/local/bin/python3.12"), (3, 12, 4), "x86_64")
+    under_rosetta = machine.Machine("Darwin", "arm64", rosetta=True)
+    refused = finder.architecture_problem(universal, under_rosetta)
+    assert refused is not None and "Blender for Apple silicon" in refused.hint
 
 
 def test_a_32_bit_python_is_refused_everywhere(setup_modules, machine, tmp_path) -> None:
