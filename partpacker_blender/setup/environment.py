@@ -82,7 +82,8 @@ def backend_constraints(backend_root: Path) -> Constraints | None:
     """The pinned versions shipped with the backend (or a checkout's), None where there are none."""
     for path in (backend_root / "backend" / CONSTRAINTS_FILE, backend_root / CONSTRAINTS_FILE):
         if path.is_file():
-            needs = {m[1]: (int(m[2]), int(m[3])) for m in REQUIRES.finditer(path.read_text())}
+            text = path.read_text("utf-8")
+            needs = {m[1]: (int(m[2]), int(m[3])) for m in REQUIRES.finditer(text)}
             if set(needs) != {"python", "macos"}:
                 raise Problem(
                     f"{path} does not say which Python and macOS it needs",
@@ -109,6 +110,9 @@ def environment_version(env_dir: Path) -> tuple[int, int] | None:
 def setup_steps(plan: EnvironmentPlan, base_version: tuple[int, int]) -> list[Step]:
     """Create the venv, update pip, install PyTorch from its index, then everything else.
 
+    PyTorch alone comes from its index: its dependencies come with the rest from the default
+    index, at the pinned versions, which the PyTorch index need not carry.
+
     An environment left by an earlier (cancelled) run is kept, so pip only adds what is
     missing; one made with another Python version is rebuilt from scratch."""
     torch = [r for r in plan.requirements if requirement_name(r) == "torch"] or ["torch"]
@@ -125,7 +129,7 @@ def setup_steps(plan: EnvironmentPlan, base_version: tuple[int, int]) -> list[St
         Step("Update pip", _pip(plan, "--upgrade", MIN_PIP), read_pip_line, env=env),
         Step(
             f"Install PyTorch ({plan.torch.kind.upper()})",
-            _pip(plan, "--progress-bar", "raw", *torch, *torch_index, *pinned),
+            _pip(plan, "--progress-bar", "raw", "--no-deps", *torch, *torch_index, *pinned),
             read_pip_line,
             explain_failure=explain_torch_failure(plan.torch),
             env=env,

@@ -162,6 +162,7 @@ def test_plan_installs_torch_from_its_index_then_the_rest(
         step for step in steps if "torch>=2.4" in step.command and "numpy>=1.26" not in step.command
     )
     assert "https://download.pytorch.org/whl/cu126" in torch_step.command
+    assert "--no-deps" in torch_step.command, "its dependencies come from the default index"
     last = steps[-1].command
     assert {"torch>=2.4", "numpy>=1.26", "rembg>=2.0.50"} <= set(last)
     assert "--index-url" not in last
