@@ -24,9 +24,10 @@ STDERR_TAIL_LINES = 200
 
 
 def other_python_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment for a different Python, lines arriving as they are printed."""
+    """This process's environment for a different Python, lines arriving as they are printed, in
+    UTF-8 (as they are read) whatever the system's code page (Windows: often not UTF-8)."""
     env = {k: v for k, v in os.environ.items() if k not in BLENDER_PYTHON_SETTINGS}
-    return {**env, **(extra or {}), "PYTHONUNBUFFERED": "1"}
+    return {**env, **(extra or {}), "PYTHONUNBUFFERED": "1", "PYTHONUTF8": "1"}
 
 
 def backend_environment(backend_root: Path, extra: dict[str, str]) -> dict[str, str]:

@@ -77,6 +77,13 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
         min=1,
         description="Seconds without any news from a running job before the backend is restarted",
     )
+    environment_folder: StringProperty(
+        name="Environment Folder",
+        subtype="DIR_PATH",
+        description="Where Set Up Backend creates the backend's Python environment, in a "
+        "backend-env folder (empty: the add-on's user folder). On Windows a short folder such "
+        "as C:\\PartPacker avoids its path-length limit",
+    )
     output_dir: StringProperty(
         name="Job Folders",
         subtype="DIR_PATH",
@@ -170,6 +177,7 @@ def draw_environment_setup(layout: bpy.types.UILayout, context: bpy.types.Contex
     column = layout.column(align=True)
     column.label(text=f"A Python environment with PyTorch, {ENVIRONMENT_SIZE}, in:")
     column.label(text=str(environment_dir()))
+    layout.prop(get_preferences(context), "environment_folder")
     draw_offline_note(layout)
     row = layout.row(align=True)
     row.enabled = bpy.app.online_access  # the button downloads; scripts may use local wheels

@@ -20,8 +20,12 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def described(message: str, hint: str = "") -> str:
+    """A message and what to do about it, as sentences."""
+    return f"{sentence(message)}. {sentence(hint)}" if hint else sentence(message)
+
+
 def report_problem(operator: Any, message: str, hint: str = "") -> set[str]:
     """An operator's error report and its return value."""
-    text = f"{sentence(message)}. {sentence(hint)}" if hint else sentence(message)
-    operator.report({"ERROR"}, text)
+    operator.report({"ERROR"}, described(message, hint))
     return {"CANCELLED"}

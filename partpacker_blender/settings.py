@@ -33,9 +33,11 @@ def user_folder() -> Path:
     return Path(bpy.utils.user_resource("DATAFILES", path="partpacker", create=True))
 
 
-def environment_dir() -> Path:
-    """The backend's environment that setup builds, in the add-on's user folder."""
-    return user_folder() / ENVIRONMENT_FOLDER
+def environment_dir(context: bpy.types.Context | None = None) -> Path:
+    """The backend's environment that setup builds: in the chosen Environment Folder, else in the
+    add-on's user folder."""
+    chosen = get_preferences(context).environment_folder
+    return (Path(bpy.path.abspath(chosen)) if chosen else user_folder()) / ENVIRONMENT_FOLDER
 
 
 def jobs_folder(context: bpy.types.Context | None = None) -> Path:

@@ -41,19 +41,21 @@ class BackendCheck:
     def start(self, python: Path) -> None:
         """Run the doctor with `python` and the preferences' weights and device. Raises
         problems.Problem while another setup step runs."""
-        settings = dataclasses.replace(worker_settings(), python=python)
+        state.current().start([self.step(dataclasses.replace(worker_settings(), python=python))])
+
+    def step(self, settings: WorkerSettings) -> Step:
+        """The doctor as a setup step; its report becomes `report`. No bpy: planning may call it."""
 
         def keep_report(exit_code: int, stdout: list[str], output: list[str]) -> None:
             self.report = parse_doctor_output(exit_code, "\n".join(stdout), "\n".join(output))
 
-        step = Step(
+        return Step(
             "Check the backend",
             doctor_command(settings),
             check_exit=keep_report,
             cwd=settings.backend_root,
             env=backend_environment(settings.backend_root, settings.env),
         )
-        state.current().start([step])
 
 
 def doctor_command(settings: WorkerSettings) -> list[str]:

@@ -1,10 +1,8 @@
-"""Operators of the preferences: build or choose the backend's Python, fetch the weights, check
-the backend, cancel. Each reads its inputs, starts one run (state.py) and reports."""
+"""Operators of the preferences: build or choose the backend's Python (starting.py), fetch the
+weights, check the backend, cancel. Each starts one run (state.py), follows it and reports."""
 
 from __future__ import annotations
 
-import platform
-import shlex
 from pathlib import Path
 
 import bpy
@@ -15,19 +13,10 @@ from ..child_process import backend_environment
 from ..client import BackendUnavailable, check_backend_files
 from ..problems import Problem, report_problem
 from ..props import SCRIPT_ONLY
-from ..settings import backend_root, environment_dir, get_preferences, worker_settings
+from ..settings import get_preferences, worker_settings
 from . import backend_check, state
-from .environment import EnvironmentPlan, backend_requirements, setup_steps
-from .python_finder import check_python, choose_python, find_pythons
-from .torch_build import detect_torch_build
+from .starting import OFFLINE_MESSAGE, start_environment_setup, start_using_python
 from .weights import download_step
-
-OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
-
-
-def use_backend_python(python: Path) -> None:
-    get_preferences().backend_python = str(python)
-    backend_check.current().start(python)
 
 
 def follow(operator: bpy.types.Operator, what: str) -> set[str]:
@@ -59,6 +48,17 @@ def _tick() -> float | None:
     return interval
 
 
+def set_up_environment(
+    operator: bpy.types.Operator, python_text: str, pip_options: str = ""
+) -> set[str]:
+    try:
+        env_dir = start_environment_setup(python_text, pip_options)
+    except Problem as error:
+        return report_problem(operator, error.message, error.hint)
+    operator.report({"INFO"}, f"Setting up the backend in {env_dir}")
+    return follow(operator, "Backend setup")
+
+
 def _idle_and_online(cls, context: bpy.types.Context) -> bool:
     if not bpy.app.online_access:
         cls.poll_message_set(f"{OFFLINE_MESSAGE}: nothing can be downloaded")
@@ -72,49 +72,6 @@ def no_setup_running(cls, context: bpy.types.Context) -> bool:
         cls.poll_message_set("Wait for the running setup step or cancel it")
         return False
     return True
-
-
-def start_environment_setup(
-    operator: bpy.types.Operator, python_text: str, pip_options: str = ""
-) -> set[str]:
-    """Plan the environment (the Python given, else the best one found) and start building it."""
-    system = platform.system()
-    try:
-        pip_args = pip_arguments(pip_options)
-        if not bpy.app.online_access and "--no-index" not in pip_args:
-            raise Problem(
-                f"{OFFLINE_MESSAGE}: nothing can be downloaded",
-                "allow online access, or install from a folder of wheels "
-                "(pip_options='--no-index --find-links FOLDER')",
-            )
-        base = (
-            check_python(Path(bpy.path.abspath(python_text)))
-            if python_text
-            else choose_python(find_pythons(system))
-        )
-        plan = EnvironmentPlan(
-            base_python=base.executable,
-            env_dir=environment_dir(),
-            requirements=backend_requirements(backend_root()),
-            torch=detect_torch_build(system),
-            system=system,
-            pip_args=pip_args,
-        )
-        state.current().start(
-            setup_steps(plan, base.version[:2]),
-            lambda _: use_backend_python(plan.python),
-        )
-    except Problem as error:
-        return report_problem(operator, error.message, error.hint)
-    operator.report({"INFO"}, f"Setting up the backend with {base.label}: {plan.torch.reason}")
-    return follow(operator, "Backend setup")
-
-
-def pip_arguments(text: str) -> tuple[str, ...]:
-    try:
-        return tuple(shlex.split(text))
-    except ValueError as error:  # an unclosed quote
-        raise Problem(f"the pip options cannot be read: {error}", "check their quotes") from error
 
 
 class PARTPACKER_OT_setup_backend(bpy.types.Operator):
@@ -144,7 +101,7 @@ class PARTPACKER_OT_setup_backend(bpy.types.Operator):
         return no_setup_running(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        return start_environment_setup(self, self.python, self.pip_options)
+        return set_up_environment(self, self.python, self.pip_options)
 
 
 class PARTPACKER_OT_setup_backend_with_python(bpy.types.Operator):
@@ -164,7 +121,7 @@ class PARTPACKER_OT_setup_backend_with_python(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        return start_environment_setup(self, self.filepath)
+        return set_up_environment(self, self.filepath)
 
 
 class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
@@ -185,9 +142,7 @@ class PARTPACKER_OT_use_existing_python(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            python = check_python(Path(bpy.path.abspath(self.filepath)), for_venv=False)
-            get_preferences(context).backend_python = str(python.executable)
-            backend_check.current().start(python.executable)
+            start_using_python(Path(bpy.path.abspath(self.filepath)))
         except Problem as error:
             return report_problem(self, error.message, error.hint)
         return follow(self, "Backend check")

@@ -1,18 +1,23 @@
 """Running setup commands one after another in child processes, watched from the main thread.
 
 `poll()` takes each step's output lines (child_process.py) on the main thread, updates `status`
-and starts the next step. state.py polls the run. No bpy here.
+and starts the next step. A `Planning` step works out the steps after it on a thread of its own
+(probing Pythons and the GPU takes seconds), so `poll()` never waits. state.py polls the run.
+No bpy here.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..child_process import ChildProcess
+from ..problems import Problem, described
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ LineReader = Callable[[str, RunStatus], None]
 ExitCheck = Callable[[int, list[str], list[str]], str | None]
 """Judges a finished step from its exit code, its stdout lines and the tail of all its output
 (stderr included): an error message or None."""
+FailureExplainer = Callable[[list[str]], str | None]
+"""Says in the user's terms why a step failed, from the tail of its output; None: no better
+words than the runner's own."""
 
 
 def show_line(line: str, status: RunStatus) -> None:
@@ -67,13 +75,23 @@ class Step:
     read_line: LineReader = show_line
     check_exit: ExitCheck | None = None
     """None: any exit code but 0 fails the run."""
+    explain_failure: FailureExplainer | None = None
     cwd: Path | None = None
     env: dict[str, str] | None = None
     """The whole environment of the child; None: this process's environment."""
 
 
+@dataclass(frozen=True)
+class Planning:
+    """A step that works out the steps to run after it: `plan` runs on a thread of its own and
+    must not touch bpy. A Problem it raises ends the run with its message and hint."""
+
+    label: str
+    plan: Callable[[], Sequence[Step]]
+
+
 class StepRunner:
-    def __init__(self, steps: Sequence[Step]) -> None:
+    def __init__(self, steps: Sequence[Step | Planning]) -> None:
         if not steps:
             raise ValueError("a run needs at least one step")
         self.steps = list(steps)
@@ -82,14 +100,18 @@ class StepRunner:
         self.stdout: list[str] = []
         """The current step's standard output."""
         self._process: ChildProcess | None = None
+        self._planned: queue.Queue[Sequence[Step] | Exception] = queue.Queue()
         self._start_step(0)
 
     def poll(self) -> float | None:
         """Handle the output so far; seconds until the next poll, None once the run has ended."""
         if self.status.finished:
             return None
-        assert self._process is not None, "a step that could not start finished the run"
         step = self.steps[self.status.step]
+        if isinstance(step, Planning):
+            self._take_plan()
+            return None if self.status.finished else POLL_INTERVAL
+        assert self._process is not None, "a step that could not start finished the run"
         for from_stdout, line in self._process.new_lines():
             if from_stdout:
                 self.stdout.append(line)
@@ -115,22 +137,60 @@ class StepRunner:
         self.status.step, self.status.label = index, step.label
         self.status.done_bytes = self.status.total_bytes = None
         self.stdout = []
+        if isinstance(step, Planning):
+            self._process = None
+            thread = threading.Thread(
+                target=self._plan, args=(step,), name="partpacker-setup-planning", daemon=True
+            )
+            thread.start()
+            return
         log.info("%s: %s", step.label, " ".join(step.command))
         try:
             self._process = ChildProcess(step.command, cwd=step.cwd, env=step.env, name="setup")
         except OSError as error:
             self._finish(error=f"{step.label}: cannot run {step.command[0]}: {error}")
 
+    def _plan(self, planning: Planning) -> None:
+        """On the planning thread: hand the steps (or what went wrong) to the main thread."""
+        try:
+            self._planned.put(list(planning.plan()))
+        except Exception as error:  # reported by the main thread as the run's error
+            self._planned.put(error)
+
+    def _take_plan(self) -> None:
+        try:
+            planned = self._planned.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(planned, Problem):
+            self._finish(error=described(planned.message, planned.hint))
+            return
+        if isinstance(planned, Exception):
+            log.error("%s failed", self.status.label, exc_info=planned)
+            self._finish(error=f"{self.status.label} failed: {planned}")
+            return
+        index = self.status.step + 1
+        self.steps[index:index] = planned
+        self.status.steps = len(self.steps)
+        self._next_step()
+
     def _end_step(self) -> None:
         assert self._process is not None
         code = self._process.wait()
-        check = self.steps[self.status.step].check_exit
+        step = self.steps[self.status.step]
+        assert isinstance(step, Step)
+        check = step.check_exit
         error = check(code, self.stdout, list(self.output)) if check is not None else None
         if check is None and code != 0:
-            error = f"{self.status.label} failed (exit code {code}): {self._cause()}"
+            explained = step.explain_failure(list(self.output)) if step.explain_failure else None
+            error = explained or f"{self.status.label} failed (exit code {code}): {self._cause()}"
         if error:
             self._finish(error=error)
-        elif self.status.step + 1 < len(self.steps):
+        else:
+            self._next_step()
+
+    def _next_step(self) -> None:
+        if self.status.step + 1 < len(self.steps):
             self._start_step(self.status.step + 1)
         else:
             self._finish(succeeded=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..polling import wait_until
 from ..problems import Problem
-from .runner import POLL_INTERVAL, RunStatus, Step, StepRunner
+from .runner import POLL_INTERVAL, Planning, RunStatus, Step, StepRunner
 
 
 @dataclass
@@ -31,7 +31,7 @@ class SetupState:
 
     def start(
         self,
-        steps: Sequence[Step],
+        steps: Sequence[Step | Planning],
         on_success: Callable[[StepRunner], None] | None = None,
     ) -> Activity:
         if self.activity is not None:

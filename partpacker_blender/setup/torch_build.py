@@ -1,13 +1,13 @@
-"""Which PyTorch build suits this machine: CUDA for NVIDIA GPUs, PyPI's on macOS, else CPU."""
+"""Which PyTorch build suits this machine: CUDA for NVIDIA GPUs, PyPI's on Apple silicon (MPS),
+else CPU; and none for Intel Macs, which PyTorch stopped building for. A plain function of the
+machine's facts (machine.py). No bpy."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 
-from ..child_process import NO_CONSOLE_WINDOW
+from ..problems import Problem
+from .machine import Machine
 
 TORCH_INDEX = "https://download.pytorch.org/whl"
 # (driver's highest CUDA version, wheel tag): the newest tag the driver can run is chosen.
@@ -19,6 +19,12 @@ CUDA_TAGS = (
     ((12, 1), "cu121"),
     ((11, 8), "cu118"),
 )
+LAST_INTEL_MAC_TORCH = "2.2"
+"""PyTorch's last release with macOS x86_64 wheels; the backend needs 2.4 or newer."""
+
+
+class NoTorchBuild(Problem):
+    """PyTorch publishes no build the backend can use on this machine."""
 
 
 @dataclass(frozen=True)
@@ -30,38 +36,24 @@ class TorchBuild:
     reason: str
 
 
-def detect_torch_build(system: str) -> TorchBuild:
-    return choose_torch_build(system, nvidia_cuda_version())
-
-
-def choose_torch_build(system: str, cuda_version: tuple[int, int] | None) -> TorchBuild:
-    if system == "Darwin":
-        return TorchBuild("mps", None, "macOS: PyTorch from PyPI uses the Apple GPU (MPS)")
-    if cuda_version is not None:
-        tag = next((tag for minimum, tag in CUDA_TAGS if cuda_version >= minimum), None)
-        driver = f"{cuda_version[0]}.{cuda_version[1]}"
+def choose_torch_build(machine: Machine) -> TorchBuild:
+    """Raises NoTorchBuild on an Intel Mac."""
+    if machine.system == "Darwin":
+        if machine.architecture != "arm64":
+            raise NoTorchBuild(
+                f"PyTorch has no builds for Intel Macs after version {LAST_INTEL_MAC_TORCH}, "
+                "and the backend needs 2.4 or newer",
+                "generate on a Mac with Apple silicon or a computer with an NVIDIA GPU "
+                "(the backend's command line writes job folders: Output > Import Job Folder)",
+            )
+        return TorchBuild("mps", None, "Apple silicon: PyTorch from PyPI uses the GPU (MPS)")
+    cuda = machine.cuda_version
+    if cuda is not None:
+        tag = next((tag for minimum, tag in CUDA_TAGS if cuda >= minimum), None)
+        driver = f"{cuda[0]}.{cuda[1]}"
         if tag is not None:
             return TorchBuild("cuda", f"{TORCH_INDEX}/{tag}", f"NVIDIA driver for CUDA {driver}")
         return TorchBuild(
             "cpu", f"{TORCH_INDEX}/cpu", f"NVIDIA driver for CUDA {driver} is too old: CPU only"
         )
     return TorchBuild("cpu", f"{TORCH_INDEX}/cpu", "no NVIDIA GPU found (nvidia-smi): CPU only")
-
-
-def nvidia_cuda_version() -> tuple[int, int] | None:
-    """The highest CUDA version the NVIDIA driver supports, as nvidia-smi reports it."""
-    command = shutil.which("nvidia-smi")
-    if command is None:
-        return None
-    try:
-        completed = subprocess.run(
-            [command], capture_output=True, text=True, timeout=30, creationflags=NO_CONSOLE_WINDOW
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_cuda_version(completed.stdout) if completed.returncode == 0 else None
-
-
-def parse_cuda_version(nvidia_smi_output: str) -> tuple[int, int] | None:
-    match = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", nvidia_smi_output)
-    return (int(match[1]), int(match[2])) if match else None

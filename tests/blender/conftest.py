@@ -87,7 +87,8 @@ def backend(addon, prefs, backend_python: Path, tiny_weights: Path, monkeypatch)
 def setup_modules(addon) -> ModuleType:
     """The setup subpackage's modules as attributes: setup_modules.runner, .environment, ..."""
     namespace = ModuleType("setup_modules")
-    for name in ("environment", "python_finder", "runner", "state", "torch_build", "weights"):
+    names = ("environment", "machine", "path_limits", "planning", "python_finder", "runner")
+    for name in (*names, "state", "torch_build", "weights"):
         setattr(namespace, name, importlib.import_module(f"{addon.__name__}.setup.{name}"))
     return namespace
 

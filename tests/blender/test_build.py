@@ -79,11 +79,25 @@ def test_checked_in_manifest_matches_the_backend_version() -> None:
     assert all(reason.strip() for reason in manifest["permissions"].values())
 
 
+def test_nobody_takes_it_for_nvidias() -> None:
+    """NVIDIA's name is in the model's; the extension says it is not theirs and links here."""
+    with (REPO_ROOT / "blender_manifest.toml").open("rb") as file:
+        manifest = tomllib.load(file)
+    assert "unofficial" in manifest["name"].lower()
+    assert manifest["website"].startswith("https://")
+    assert not any(host in manifest["website"] for host in ("nvidia", "huggingface.co", "nvlabs"))
+    (copyright_line,) = manifest["copyright"]
+    year, _, holder = copyright_line.partition(" ")
+    assert year.isdigit() and int(year) >= 2025 and holder == manifest["maintainer"]
+
+
 def test_zip_holds_the_addon_and_the_backend_and_nothing_else(built_zip: Path) -> None:
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
         requirements = archive.read("worker/backend/requirements.txt").decode().splitlines()
+        constraints = archive.read("worker/backend/constraints.txt")
+    assert constraints == (REPO_ROOT / "constraints.txt").read_bytes()
     assert manifest["version"] == repo_version()
     expected = {"blender_manifest.toml", "__init__.py", "preferences.py", "settings.py"}
     expected |= {"setup/operators.py"}
@@ -167,6 +181,7 @@ def test_installed_zip_enables_and_generates_parts(
     installed = Path(report["installed_at"])
     assert installed.is_relative_to(tmp_path / "blender-user"), installed
     assert Path(report["backend_root"]) == installed / "worker", "it starts its bundled backend"
+    assert Path(report["constraints"]) == installed / "worker/backend/constraints.txt"
     assert report["operator"] == ["FINISHED"]
     assert report["parts"] >= 1
     assert report["parts_under_one_empty"]
@@ -205,6 +220,9 @@ def install_and_generate(
             "enabled": enabled,
             "installed_at": str(installed_at),
             "backend_root": str(package.settings.backend_root()),
+            "constraints": str(
+                package.setup.environment.backend_constraints(package.settings.backend_root()).path
+            ),
             "operator": sorted(result),
             "parts": len(meshes),
             "parts_under_one_empty": len(empties) == 1

@@ -23,25 +23,29 @@ NVIDIA_SMI_HEADER = """
 
 
 @pytest.mark.parametrize(
-    ("system", "cuda", "kind", "index"),
+    ("system", "architecture", "cuda", "kind", "index"),
     [
-        ("Darwin", None, "mps", None),
-        ("Linux", (12, 4), "cuda", "https://download.pytorch.org/whl/cu124"),
-        ("Windows", (12, 9), "cuda", "https://download.pytorch.org/whl/cu128"),
-        ("Linux", (12, 2), "cuda", "https://download.pytorch.org/whl/cu121"),
-        ("Linux", (11, 4), "cpu", "https://download.pytorch.org/whl/cpu"),
-        ("Windows", None, "cpu", "https://download.pytorch.org/whl/cpu"),
-        ("Linux", None, "cpu", "https://download.pytorch.org/whl/cpu"),
+        ("Darwin", "arm64", None, "mps", None),
+        ("Linux", "x86_64", (12, 4), "cuda", "https://download.pytorch.org/whl/cu124"),
+        ("Windows", "x86_64", (12, 9), "cuda", "https://download.pytorch.org/whl/cu128"),
+        ("Windows", "x86_64", (13, 1), "cuda", "https://download.pytorch.org/whl/cu130"),
+        ("Linux", "x86_64", (12, 2), "cuda", "https://download.pytorch.org/whl/cu121"),
+        ("Linux", "x86_64", (11, 4), "cpu", "https://download.pytorch.org/whl/cpu"),
+        ("Windows", "x86_64", None, "cpu", "https://download.pytorch.org/whl/cpu"),
+        ("Linux", "arm64", None, "cpu", "https://download.pytorch.org/whl/cpu"),
     ],
 )
-def test_torch_build_suits_the_machine(setup_modules, system, cuda, kind, index) -> None:
-    build = setup_modules.torch_build.choose_torch_build(system, cuda)
+def test_torch_build_suits_the_machine(
+    setup_modules, system, architecture, cuda, kind, index
+) -> None:
+    machine = setup_modules.machine.Machine(system, architecture, cuda_version=cuda)
+    build = setup_modules.torch_build.choose_torch_build(machine)
     assert (build.kind, build.index_url) == (kind, index)
     assert build.reason
 
 
 def test_cuda_version_is_read_from_nvidia_smi(setup_modules) -> None:
-    parse = setup_modules.torch_build.parse_cuda_version
+    parse = setup_modules.machine.parse_cuda_version
     assert parse(NVIDIA_SMI_HEADER) == (12, 4)
     assert parse("NVIDIA-SMI has failed because it couldn't communicate with the driver") is None
 
@@ -62,7 +66,7 @@ def test_a_real_python_is_accepted(setup_modules, backend_python: Path) -> None:
 
 
 def test_found_pythons_are_new_enough_and_distinct(setup_modules) -> None:
-    found = setup_modules.python_finder.find_pythons()
+    found = setup_modules.python_finder.find_pythons(setup_modules.machine.read_machine())
     assert found, "this machine has Python 3.10+ on PATH"
     assert all(install.version >= (3, 10, 0) for install in found)
     resolved = [install.executable.resolve() for install in found]
@@ -138,7 +142,8 @@ def test_plan_installs_torch_from_its_index_then_the_rest(
     monkeypatch.setenv("PYTHONHOME", "/blender/python")  # as Blender may set for itself
     monkeypatch.setenv("PYTHONPATH", "/blender/scripts")
     environment = setup_modules.environment
-    build = setup_modules.torch_build.choose_torch_build("Linux", (12, 6))
+    machine = setup_modules.machine.Machine("Linux", "x86_64", cuda_version=(12, 6))
+    build = setup_modules.torch_build.choose_torch_build(machine)
     plan = environment.EnvironmentPlan(
         base_python=Path("/usr/bin/python3.12"),
         env_dir=tmp_path / "env",
@@ -149,6 +154,7 @@ def test_plan_installs_torch_from_its_index_then_the_rest(
     )
     steps = environment.setup_steps(plan, (3, 12))
     assert steps[0].command == ["/usr/bin/python3.12", "-m", "venv", str(tmp_path / "env")]
+    assert "Python 3.12" in steps[0].label
     pip_steps = steps[1:]
     assert all(step.command[0] == str(tmp_path / "env" / "bin" / "python") for step in pip_steps)
     assert all(step.command[-3:] == ["--no-index", "--find-links", "/wheels"] for step in pip_steps)
@@ -156,6 +162,7 @@ def test_plan_installs_torch_from_its_index_then_the_rest(
         step for step in steps if "torch>=2.4" in step.command and "numpy>=1.26" not in step.command
     )
     assert "https://download.pytorch.org/whl/cu126" in torch_step.command
+    assert "--no-deps" in torch_step.command, "its dependencies come from the default index"
     last = steps[-1].command
     assert {"torch>=2.4", "numpy>=1.26", "rembg>=2.0.50"} <= set(last)
     assert "--index-url" not in last
@@ -172,7 +179,9 @@ def test_an_environment_of_another_python_version_is_rebuilt(setup_modules, tmp_
         base_python=Path("/usr/bin/python3.12"),
         env_dir=tmp_path,
         requirements=("torch>=2.4",),
-        torch=setup_modules.torch_build.choose_torch_build("Linux", None),
+        torch=setup_modules.torch_build.choose_torch_build(
+            setup_modules.machine.Machine("Linux", "x86_64")
+        ),
         system="Linux",
     )
     assert "--clear" not in environment.setup_steps(plan, (3, 12))[0].command

@@ -180,7 +180,7 @@ def test_setup_backend_builds_a_working_environment_from_local_wheels(
 ) -> None:
     """A real venv in the extension's user folder, pip installing the backend's requirements
     from a wheelhouse (no network), then the backend's doctor run from it."""
-    wheelhouse = local_wheelhouse(backend_python, tmp_path)
+    wheelhouse = local_wheelhouse(backend_python)
     prefs.backend_python = ""
     result = bpy.ops.partpacker.setup_backend(
         python=str(backend_python),
@@ -199,25 +199,38 @@ def test_setup_backend_builds_a_working_environment_from_local_wheels(
     )
     assert completed.returncode == 0, completed.stderr
     assert Path(completed.stdout.strip()) == env_python.parents[1]
+    assert installed_versions(env_python) == pinned_versions(), "the exact versions, all of them"
     report = addon.setup.backend_check.current().report
     assert report is not None and report.findings
     assert any("torch" in finding.text.lower() for finding in report.findings), report
 
 
-def local_wheelhouse(backend_python: Path, scratch: Path) -> Path:
-    """Wheels for the backend's requirements at the backend venv's versions (plus a pip that
-    reports progress), downloaded once per machine: pip's own find-links/cache serve torch."""
+def installed_versions(python: Path) -> dict[str, str]:
+    listed = [str(python), "-m", "pip", "list", "--format=freeze", "--exclude", "pip"]
+    lines = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
+    pairs = (line.split("==") for line in lines)
+    return {name.lower().replace("_", "-"): version.split("+")[0] for name, version in pairs}
+
+
+def pinned_versions() -> dict[str, str]:
+    lines = (REPO_ROOT / "constraints.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if not line.startswith("#"))
+
+
+def local_wheelhouse(backend_python: Path) -> Path:
+    """Wheels for the backend's requirements at the versions of constraints.txt (plus a pip
+    that reports progress) for the backend's Python, downloaded once per machine: pip's own
+    find-links/cache serve torch."""
     with (REPO_ROOT / "pyproject.toml").open("rb") as file:
         requirements = tomllib.load(file)["project"]["dependencies"]
+    constraints = REPO_ROOT / "constraints.txt"
+    wanted = {"requirements": requirements, "constraints": constraints.read_text()}
     marker = WHEELHOUSE / "requirements.json"
-    if marker.is_file() and json.loads(marker.read_text()) == requirements:
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return WHEELHOUSE
-    pins = scratch / "pins.txt"
-    freeze = [str(backend_python), "-m", "pip", "freeze", "--exclude-editable"]
-    pins.write_text(subprocess.run(freeze, capture_output=True, text=True, check=True).stdout)
     download = [str(backend_python), "-m", "pip", "download", "-q", "-d", str(WHEELHOUSE)]
-    subprocess.run([*download, "-c", str(pins), "pip>=24.1", *requirements], check=True)
-    marker.write_text(json.dumps(requirements))
+    subprocess.run([*download, "-c", str(constraints), "pip>=24.1", *requirements], check=True)
+    marker.write_text(json.dumps(wanted))
     return WHEELHOUSE
 
 
@@ -227,7 +240,9 @@ def test_setup_can_be_cancelled_mid_install(setup_modules, backend_python: Path,
         base_python=backend_python,
         env_dir=tmp_path / "env",
         requirements=("torch>=2.4",),
-        torch=setup_modules.torch_build.choose_torch_build("Linux", None),
+        torch=setup_modules.torch_build.choose_torch_build(
+            setup_modules.machine.Machine("Linux", "x86_64")
+        ),
         system="Linux",
         pip_args=("--no-index", "--find-links", str(tmp_path / "no-wheels-here")),
     )
