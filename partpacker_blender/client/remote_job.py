@@ -170,7 +170,7 @@ class RemoteRun:
         for message in self.connection.messages(session_hash):
             self._check_cancelled()
             if message.get("msg") == "process_completed":
-                return self._completed(message)
+                return call_output(message, self.settings.label)
             self._follow(message)
         self._check_cancelled()
         raise RemoteError(
@@ -193,19 +193,6 @@ class RemoteRun:
         elif kind == "unexpected_error":
             raise RemoteError("server", f"{self.settings.label}: {message.get('message')}")
 
-    def _completed(self, message: dict[str, Any]) -> tuple[Any, float]:
-        output = message.get("output") or {}
-        if message.get("success") and output.get("data"):
-            return output["data"][0], float(output.get("duration") or 0.0)
-        text = HTML_TAG.sub("", str(output.get("error") or "")).strip()
-        if QUOTA.search(text):
-            raise RemoteError("quota", f"{self.settings.label}: {text}", QUOTA_HINT)
-        title = str(message.get("title") or output.get("title") or "")
-        code = title if re.fullmatch(r"[a-z_]+", title) else "server"  # our server's codes
-        if not text:
-            text = "the job failed and the server did not say why"
-        raise RemoteError(code, f"{self.settings.label}: {text}", _hint(code))
-
     def _check_cancelled(self) -> None:
         with self._lock:
             if self._cancelled:
@@ -220,6 +207,22 @@ class RemoteRun:
     def _progress(self, stage: str, step: int = 0, total: int = 0) -> None:
         elapsed = time.monotonic() - self.started
         self.events.put(Progress(self.job_id, stage, int(step), int(total), elapsed))
+
+
+def call_output(message: dict[str, Any], label: str) -> tuple[Any, float]:
+    """A process_completed message's first output and the server's seconds; a failed call as a
+    RemoteError: the public Space's GPU quota, our server's error codes (its titles), others."""
+    output = message.get("output") or {}
+    if message.get("success") and output.get("data"):
+        return output["data"][0], float(output.get("duration") or 0.0)
+    text = HTML_TAG.sub("", str(output.get("error") or "")).strip()
+    if QUOTA.search(text):
+        raise RemoteError("quota", f"{label}: {text}", QUOTA_HINT)
+    title = str(message.get("title") or output.get("title") or "")
+    code = title if re.fullmatch(r"[a-z_]+", title) else "server"
+    if not text:
+        text = "the job failed and the server did not say why"
+    raise RemoteError(code, f"{label}: {text}", _hint(code))
 
 
 def _server_path(output: Any) -> str:
