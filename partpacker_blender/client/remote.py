@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..polling import wait_until
-from .backend import BusyError, Job, JobOutcome, WorkerState
+from .backend import BackendUnavailable, BusyError, Job, JobOutcome, WorkerState
 from .protocol import JobError, Progress, Result
 from .remote_job import RemoteRun
 from .remote_settings import RemoteSettings
@@ -43,7 +43,12 @@ class RemoteClient:
 
     @property
     def device_name(self) -> str:
-        """The server or Space of the last job ("" before the first)."""
+        """The server or Space of the running job, else the chosen one ("" if none works)."""
+        if self.job is None:
+            try:
+                self._label = self._settings_source().label
+            except BackendUnavailable:
+                return ""
         return self._label
 
     def submit(

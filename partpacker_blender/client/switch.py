@@ -2,7 +2,8 @@
 A `Backend` (backend.py) in front of both. Plain Python: no bpy.
 
 A running job stays with the backend that took it; the choice applies to the next job. Both are
-polled, so that an idle local worker still stops after its keep-loaded time.
+polled, so that an idle local worker still stops after its keep-loaded time, and freeing memory
+goes to a worker still running.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class BackendSwitch:
         on_done: Callable[[JobOutcome], None] | None = None,
     ) -> Job:
         backend = self.current
+        if request_type == "unload" and self.local.state is not WorkerState.STOPPED:
+            backend = self.local  # a worker left running holds models, whatever the choice now
         job = backend.submit(request_type, fields, on_done)
         self._running = backend
         return job

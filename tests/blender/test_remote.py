@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from addon_setup import REPO_ROOT
 from remote_servers import TOKEN, free_port, rembg_model, silent_server, space_standin, web_server
+from test_end_to_end import worker_status
 
 __all__ = ["rembg_model", "silent_server", "space_standin", "web_server"]  # fixtures
 
@@ -193,3 +194,18 @@ def test_the_public_spaces_quota_error_says_what_to_do(addon):
     assert failure.value.code == "quota"
     assert "<a" not in failure.value.message and "60s requested" in failure.value.message
     assert "hf auth login" in failure.value.hint
+
+
+def test_the_choice_applies_job_by_job_and_freeing_memory_reaches_the_worker(
+    addon, backend, remote, web_server
+):
+    local_parts = addon.api.generate(ROBOT, steps=2, grid_res=32, seed=1)
+    use_server(remote, web_server.url)
+    remote_parts = addon.api.generate(ROBOT, **QUICK)
+    assert local_parts[0].parent["partpacker"]["backend"] == "This computer"
+    assert remote_parts[0].parent["partpacker"]["backend"] == "Server"
+    session = addon.session.current()
+    assert worker_status(session.client.local)["models_loaded"]
+    session.wait(session.start_unload())
+    assert session.last_error is None
+    assert not worker_status(session.client.local)["models_loaded"]
