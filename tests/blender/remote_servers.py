@@ -49,11 +49,13 @@ class Server:
         for line in self.process.stderr:
             self.log.append(line.rstrip("\n"))
 
-    def log_lines(self, pattern: str, timeout: float = 0.0) -> list[str]:
+    def log_lines(self, pattern: str, timeout: float = 0.0, more_than: int = 0) -> list[str]:
+        """The log's lines matching `pattern`, waiting up to `timeout` s for more than
+        `more_than` of them."""
         deadline = time.monotonic() + timeout
         while True:
             found = [line for line in list(self.log) if re.search(pattern, line)]
-            if found or time.monotonic() >= deadline:
+            if len(found) > more_than or time.monotonic() >= deadline:
                 return found
             time.sleep(0.05)
 

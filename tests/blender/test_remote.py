@@ -5,6 +5,7 @@ server, values the server refuses, Blender offline, cancel."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import bpy
@@ -209,3 +210,29 @@ def test_the_choice_applies_job_by_job_and_freeing_memory_reaches_the_worker(
     session.wait(session.start_unload())
     assert session.last_error is None
     assert not worker_status(session.client.local)["models_loaded"]
+
+
+def test_behind_another_clients_job_it_waits_in_the_queue_and_cancel_leaves_it(
+    addon, remote, web_server
+):
+    other = addon.client.gradio_http.GradioConnection(
+        web_server.url, {"Authorization": f"Bearer {TOKEN}"}, 60
+    )
+    other.connect()
+    image = addon.client.remote_job.file_data(other.upload(ROBOT))
+    started = len(web_server.log_lines(r"job \S+: started"))
+    fn = other.function_index("process_3d")
+    event = other.join(fn, [image, 100, 7.0, 256, 1, False, 100000], "another-client")
+    threading.Thread(target=lambda: list(other.messages("another-client")), daemon=True).start()
+    assert len(web_server.log_lines(r"job \S+: started", timeout=60, more_than=started)) > started
+    use_server(remote, web_server.url)
+    session = addon.session.current()
+    task = start(addon, **QUICK)
+    assert (
+        run_to_end(session, task, until_stage="In the queue: 1 of 1")[-1] == "In the queue: 1 of 1"
+    )
+    assert session.cancel() and task.error.is_cancellation
+    other.cancel(fn, "another-client", event)
+    assert addon.api.generate(ROBOT, **QUICK), "the server takes the next job"
+    # FIFO: had the cancelled job stayed in the queue, it would have started before this one
+    assert len(web_server.log_lines(r"job \S+: started")) == started + 2
