@@ -33,6 +33,8 @@ QUOTA_HINT = (
     "server of your own"
 )
 
+OUTPUT_HINT = "choose a Job Folders location you can write to in the add-on preferences"
+
 
 class _Cancelled(Exception):
     """The job was cancelled: its thread stops quietly, the client has already said so."""
@@ -95,6 +97,9 @@ class RemoteRun:
             log.info("remote job %s cancelled", self.job_id)
         except RemoteError as error:
             self.events.put(JobError(error.code, error.message, error.hint, id=self.job_id))
+        except OSError as error:  # the network's are RemoteErrors: this is the job folder's
+            message = f"cannot write the job's files: {error.strerror or error}"
+            self.events.put(JobError("output", message, OUTPUT_HINT, id=self.job_id))
         except Exception as error:  # the main thread must hear of every end
             log.exception("remote job %s failed", self.job_id)
             message = f"talking to {self.settings.label} failed: {error}"

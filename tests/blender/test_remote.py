@@ -28,6 +28,7 @@ def remote(prefs):
     prefs.backend_kind = "LOCAL"
     prefs.server_token = prefs.space_token = ""
     prefs.remote_timeout = 120
+    prefs.output_dir = ""
 
 
 def use_server(prefs, url: str, token: str = TOKEN) -> None:
@@ -156,6 +157,17 @@ def test_values_the_server_refuses_come_in_its_words(addon, remote, web_server):
         addon.api.generate(ROBOT, **{**QUICK, "grid_res": 32})  # the panel allows it, the API not
     assert failure.value.code == "bad_input"
     assert "grid_res must be between 256 and 512, got 32" in failure.value.message
+
+
+def test_a_job_folder_that_cannot_be_written_is_said_so(addon, remote, web_server, tmp_path):
+    (tmp_path / "a file").write_text("")
+    use_server(remote, web_server.url)
+    remote.output_dir = str(tmp_path / "a file")
+    with pytest.raises(addon.api.GenerationFailed) as failure:
+        addon.api.generate(ROBOT, **QUICK)
+    assert failure.value.code == "output"
+    assert "cannot write the job's files" in failure.value.message
+    assert "Job Folders" in failure.value.hint
 
 
 def test_blender_offline_reaches_no_other_computer(addon, remote):
