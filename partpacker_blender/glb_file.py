@@ -39,6 +39,9 @@ def read_glb(path: Path) -> list[Part]:
     except OSError as error:
         raise GlbFileError(f"cannot read {path}: {error.strerror or error}") from error
     gltf, blob = _chunks(data, path)
+    if gltf.get("extensionsRequired"):
+        needed = ", ".join(map(str, gltf["extensionsRequired"]))
+        raise GlbFileError(f"{path.name} needs glTF extensions this add-on does not read: {needed}")
     try:
         return _parts(gltf, blob)
     except (KeyError, IndexError, TypeError, ValueError) as error:

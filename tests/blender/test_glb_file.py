@@ -74,6 +74,21 @@ def test_a_file_that_is_not_a_glb_is_refused(addon, tmp_path, content, message):
         addon.glb_file.read_glb(path)
 
 
+def test_a_glb_that_needs_an_extension_is_refused_by_name(addon, tmp_path):
+    gltf = json.dumps(
+        {"asset": {"version": "2.0"}, "extensionsRequired": ["KHR_draco_mesh_compression"]}
+    )
+    text = gltf.encode() + b" " * (-len(gltf) % 4)
+    path = tmp_path / "draco.glb"
+    path.write_bytes(
+        struct.pack("<III", 0x46546C67, 2, 20 + len(text))
+        + struct.pack("<II", len(text), 0x4E4F534A)
+        + text
+    )
+    with pytest.raises(addon.parts_file.PartsFileError, match="KHR_draco_mesh_compression"):
+        addon.glb_file.read_glb(path)
+
+
 def test_face_indices_beyond_the_vertices_are_refused(addon, samples, tmp_path):
     data = bytearray((samples / "space.glb").read_bytes())
     gltf = gltf_of(samples / "space.glb")
