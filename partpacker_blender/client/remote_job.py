@@ -151,8 +151,11 @@ class RemoteRun:
         }
 
     def _connect(self) -> None:
+        """Read the app's config; one without the Space's endpoints is refused before uploading."""
         self._progress("Connecting")
         self.connection.connect()
+        for api_name in ("process_image", "process_3d"):
+            self.connection.function_index(api_name)
 
     def _segmentation(self, image: Path) -> str:
         """Upload `image` and cut it out (/process_image): the segmentation's path there."""

@@ -8,6 +8,8 @@ Space's smallest grid, 256, takes minutes with the tiny weights on a CPU.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
 import socket
@@ -137,3 +139,29 @@ def silent_server() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+@pytest.fixture
+def plain_web_server() -> Iterator[dict]:
+    """A web server that is not PartPacker (Python's http.server): `answers` maps a path to the
+    (status, JSON body) it gives; anything else is 404."""
+    answers: dict[str, tuple[int, object]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.get(self.path, (404, {"detail": "Not Found"}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/", "answers": answers}
+    server.shutdown()
+    server.server_close()

@@ -12,10 +12,24 @@ import bpy
 import numpy as np
 import pytest
 from addon_setup import REPO_ROOT
-from remote_servers import TOKEN, free_port, rembg_model, silent_server, space_standin, web_server
+from remote_servers import (
+    TOKEN,
+    free_port,
+    plain_web_server,
+    rembg_model,
+    silent_server,
+    space_standin,
+    web_server,
+)
 from test_end_to_end import worker_status
 
-__all__ = ["rembg_model", "silent_server", "space_standin", "web_server"]  # fixtures
+__all__ = [
+    "plain_web_server",
+    "rembg_model",
+    "silent_server",
+    "space_standin",
+    "web_server",
+]  # fixtures
 
 ROBOT = REPO_ROOT / "examples" / "robot.png"
 QUICK = {"steps": 2, "grid_res": 256, "seed": 11, "randomize_seed": False}
@@ -140,6 +154,26 @@ def test_no_server_at_the_address(addon, remote):
     assert failure.value.code == "unreachable"
     assert "cannot reach the server http://127.0.0.1:" in failure.value.message
     assert "that the server runs" in failure.value.hint
+
+
+@pytest.mark.parametrize(
+    ("config", "code", "words"),
+    [
+        (None, "not_partpacker", "has no config (HTTP 404): it is not a PartPacker server"),
+        ((500, {"detail": "boom"}), "server", "failed (HTTP 500): boom"),
+        ((200, {"dependencies": [{"id": 0, "api_name": "predict"}]}), "not_partpacker", "no /"),
+    ],
+)
+def test_a_web_server_that_is_not_partpacker_is_named_so(
+    addon, remote, plain_web_server, config, code, words
+):
+    if config is not None:
+        plain_web_server["answers"]["/config"] = config
+    use_server(remote, plain_web_server["url"])
+    with pytest.raises(addon.api.GenerationFailed) as failure:
+        addon.api.generate(ROBOT, **QUICK)
+    assert failure.value.code == code
+    assert words in failure.value.message
 
 
 def test_a_silent_server_times_out(addon, remote, silent_server):
