@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
-from .files import write_atomically
+from .files import special_file_kind, write_atomically
 from .hub_download import hub_offline
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_REMBG_MODEL = "u2net"
 CUSTOM_REMBG_MODEL = "u2net_custom"
 
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 READABLE_FORMATS = "PNG, JPEG, WebP, BMP or TIFF"
@@ -71,23 +73,50 @@ SEGMENTER_ERRORS = (
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Read an image upright (EXIF orientation applied) as RGBA if it has transparency, else RGB."""
     path = Path(path)
-    with _open_file(path) as stream:
+    with open_image_file(path) as stream:
         return _decode(stream, path, max_pixels)
 
 
-def _open_file(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except FileNotFoundError as exc:
-        raise BadInputError(
-            f"image not found: {path}", "Check the path and the file name."
-        ) from exc
-    except IsADirectoryError as exc:
-        raise BadInputError(f"{path} is a folder, not an image file", "Choose a file.") from exc
+def open_image_file(path: Path) -> BinaryIO:
+    """`path` opened for reading, if it is a regular file (or a link to one): a FIFO would block
+    the reader for good and a device never ends, so neither is ever opened."""
+    _require_regular_file(path, _status(path))
+    try:  # should a FIFO take the file's place after the check, O_NONBLOCK opens it at once
+        descriptor = os.open(path, OPEN_FLAGS)
     except OSError as exc:
         raise BadInputError(
             f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
         ) from exc
+    stream = os.fdopen(descriptor, "rb")
+    try:
+        _require_regular_file(path, os.fstat(descriptor))
+    except BadInputError:
+        stream.close()
+        raise
+    return stream
+
+
+def _status(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError as exc:
+        raise BadInputError(
+            f"image not found: {path}", "Check the path and the file name."
+        ) from exc
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
+        ) from exc
+
+
+def _require_regular_file(path: Path, status: os.stat_result) -> None:
+    if stat.S_ISDIR(status.st_mode):
+        raise BadInputError(f"{path} is a folder, not an image file", "Choose a file.")
+    if not stat.S_ISREG(status.st_mode):
+        raise BadInputError(
+            f"{path} is {special_file_kind(status.st_mode)}, not an image file",
+            "Choose an image file saved on disk.",
+        )
 
 
 def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
@@ -274,6 +303,22 @@ def _rembg_home(folder: Path | None) -> Iterator[None]:
             os.environ["U2NET_HOME"] = saved
 
 
+def require_file_to_write(path: Path) -> None:
+    """Refuse an output path that is a folder, a device, a FIFO or another special file, which
+    writing would replace (or, as root, turn a device node into a picture)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # absent (to be created) or unreachable: the writing says which
+        return
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{path} is a folder", "Give the path of the PNG file to write.")
+    if not stat.S_ISREG(mode):
+        raise OutputError(
+            f"{path} is {special_file_kind(mode)}, not a file to write into",
+            "Give the path of a new or existing PNG file.",
+        )
+
+
 @dataclass(frozen=True)
 class PreparedImage:
     """The recentred RGBA image the model sees, and where it came from."""
@@ -292,6 +337,7 @@ class PreparedImage:
     def save_preview(self, path: str | Path) -> Path:
         """Write the RGBA image as a PNG; a reader never sees half a file."""
         path = Path(path)
+        require_file_to_write(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             image = Image.fromarray(self.rgba)
@@ -319,6 +365,14 @@ class ImagePreparer:
         rgba = recentre(cutout)
         log.info("prepared %s (%dx%d, own alpha: %s)", path, *image.size, had_alpha)
         return PreparedImage(rgba=rgba, had_alpha=had_alpha, source_size=image.size)
+
+    def prepare_preview(self, path: str | Path, preview: Path) -> PreparedImage:
+        """`prepare`, its result written to `preview` (PNG); a preview path that cannot be
+        written as a file is refused first."""
+        require_file_to_write(preview)
+        prepared = self.prepare(path)
+        prepared.save_preview(preview)
+        return prepared
 
     def _cut_out(self, image: Image.Image) -> tuple[Image.Image, bool]:
         if image.mode == "RGBA":

@@ -32,9 +32,10 @@ from ray.serve.handle import DeploymentResponseGenerator
 from ..errors import CancelCheck, Cancelled, OutputError, PartPackerError
 from ..export import write_json
 from ..files import write_atomically
-from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image
+from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image, open_image_file
+from ..job_folder import building
 from ..params import GenerationParams
-from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback, make_output_dir
+from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback
 from . import events
 from .cluster import Fleet
 from .events import Event, JobRequest, ReplicaInfo
@@ -91,9 +92,7 @@ class FleetRunner:
         )
 
     def prepare(self, image: Path, preview: Path) -> PreparedImage:
-        prepared = self.preparer.prepare(image)
-        prepared.save_preview(preview)
-        return prepared
+        return self.preparer.prepare_preview(image, preview)
 
     def generate(
         self,
@@ -108,7 +107,8 @@ class FleetRunner:
         image = Path(image)
         load_image(image)  # a file that is not an image fails here, before it takes a replica
         params = (params or GenerationParams()).with_resolved_seed()
-        request = JobRequest(image.name, image.read_bytes(), params)
+        with open_image_file(image) as stream:
+            request = JobRequest(image.name, stream.read(), params)
         hooks = (on_progress, should_cancel, on_replica)
         for attempt in range(1, ATTEMPTS):
             try:
@@ -222,21 +222,21 @@ def describe(replica: ReplicaInfo | None) -> str:
 
 
 def deliver(outcome: Outcome, image: Path, output_dir: Path, attempts: int) -> FleetResult:
-    """Write the job's files into `output_dir`; result.json names the image as given here and
-    the replica that made it."""
-    output_dir = make_output_dir(output_dir)
+    """Write the job's files into `output_dir` (job_folder.py: all or nothing); result.json
+    names the image as given here and the replica that made it."""
     record: dict[str, Any] = json.loads(outcome.files.pop("result.json"))
+    record.update(image=str(image), replica=asdict(outcome.replica), attempts=attempts)
     try:
-        for name, data in outcome.files.items():
-            write_atomically(output_dir / name, functools.partial(Path.write_bytes, data=data))
+        with building(output_dir) as folder:
+            for name, data in outcome.files.items():
+                write_atomically(folder.file(name), functools.partial(Path.write_bytes, data=data))
+            write_json(record, folder.file("result.json"))
     except OSError as error:
         raise OutputError(
             f"the job ran, but its files cannot be written into {output_dir}: "
             f"{error.strerror or error}",
             "choose an output folder that you can write to, with free disk space",
         ) from error
-    record.update(image=str(image), replica=asdict(outcome.replica), attempts=attempts)
-    write_json(record, output_dir / "result.json")
     result = outcome.result
     return FleetResult(
         output_dir=output_dir,
