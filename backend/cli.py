@@ -26,6 +26,7 @@ from .errors import (
     DeviceOutOfMemoryError,
     OutputError,
     PartPackerError,
+    SetupError,
     WeightsError,
     describe_bug,
 )
@@ -56,6 +57,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {WeightsError.exit_code}    model weights missing or broken
   {DeviceOutOfMemoryError.exit_code}    out of device memory (try a lower --grid-res)
   {OutputError.exit_code}    the output cannot be written
+  {SetupError.exit_code}    this Python lacks the backend's packages (set up the backend)
   {Cancelled.exit_code}  cancelled (Ctrl-C)"""
 
 
