@@ -33,7 +33,7 @@ from ..errors import CancelCheck, Cancelled, OutputError, PartPackerError
 from ..export import write_json
 from ..files import write_atomically
 from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image, open_image_file
-from ..job_folder import building
+from ..job_folder import JobFolder, building
 from ..params import GenerationParams
 from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback
 from . import events
@@ -110,13 +110,14 @@ class FleetRunner:
         with open_image_file(image) as stream:
             request = JobRequest(image.name, stream.read(), params)
         hooks = (on_progress, should_cancel, on_replica)
-        for attempt in range(1, ATTEMPTS):
-            try:
-                return deliver(self._attempt(request, *hooks), image, Path(output_dir), attempt)
-            except ReplicaLost as lost:
-                log.warning("%s; trying again on another replica", lost.message)
-        # the last attempt: its loss is the caller's
-        return deliver(self._attempt(request, *hooks), image, Path(output_dir), ATTEMPTS)
+        with building(Path(output_dir)) as folder:  # an output that cannot work: refused first
+            for attempt in range(1, ATTEMPTS):
+                try:
+                    return deliver(self._attempt(request, *hooks), image, folder, attempt)
+                except ReplicaLost as lost:
+                    log.warning("%s; trying again on another replica", lost.message)
+            # the last attempt: its loss is the caller's
+            return deliver(self._attempt(request, *hooks), image, folder, ATTEMPTS)
 
     def _attempt(
         self,
@@ -221,16 +222,16 @@ def describe(replica: ReplicaInfo | None) -> str:
     return f"{replica.replica_id}, pid {replica.pid} on {replica.node}"
 
 
-def deliver(outcome: Outcome, image: Path, output_dir: Path, attempts: int) -> FleetResult:
-    """Write the job's files into `output_dir` (job_folder.py: all or nothing); result.json
-    names the image as given here and the replica that made it."""
+def deliver(outcome: Outcome, image: Path, folder: JobFolder, attempts: int) -> FleetResult:
+    """Write the job's files into `folder` (put in place when the caller's block ends);
+    result.json names the image as given here and the replica that made it."""
+    output_dir = folder.target
     record: dict[str, Any] = json.loads(outcome.files.pop("result.json"))
     record.update(image=str(image), replica=asdict(outcome.replica), attempts=attempts)
     try:
-        with building(output_dir) as folder:
-            for name, data in outcome.files.items():
-                write_atomically(folder.file(name), functools.partial(Path.write_bytes, data=data))
-            write_json(record, folder.file("result.json"))
+        for name, data in outcome.files.items():
+            write_atomically(folder.file(name), functools.partial(Path.write_bytes, data=data))
+        write_json(record, folder.file("result.json"))
     except OSError as error:
         raise OutputError(
             f"the job ran, but its files cannot be written into {output_dir}: "
