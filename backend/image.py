@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
-from .files import special_file_kind, write_atomically
+from .files import open_image_file, require_file_to_write, write_atomically
 from .hub_download import hub_offline
 
 if TYPE_CHECKING:
@@ -49,7 +48,6 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_REMBG_MODEL = "u2net"
 CUSTOM_REMBG_MODEL = "u2net_custom"
 
-OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 READABLE_FORMATS = "PNG, JPEG, WebP, BMP or TIFF"
@@ -75,48 +73,6 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     path = Path(path)
     with open_image_file(path) as stream:
         return _decode(stream, path, max_pixels)
-
-
-def open_image_file(path: Path) -> BinaryIO:
-    """`path` opened for reading, if it is a regular file (or a link to one): a FIFO would block
-    the reader for good and a device never ends, so neither is ever opened."""
-    _require_regular_file(path, _status(path))
-    try:  # should a FIFO take the file's place after the check, O_NONBLOCK opens it at once
-        descriptor = os.open(path, OPEN_FLAGS)
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
-        ) from exc
-    stream = os.fdopen(descriptor, "rb")
-    try:
-        _require_regular_file(path, os.fstat(descriptor))
-    except BadInputError:
-        stream.close()
-        raise
-    return stream
-
-
-def _status(path: Path) -> os.stat_result:
-    try:
-        return path.stat()
-    except FileNotFoundError as exc:
-        raise BadInputError(
-            f"image not found: {path}", "Check the path and the file name."
-        ) from exc
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
-        ) from exc
-
-
-def _require_regular_file(path: Path, status: os.stat_result) -> None:
-    if stat.S_ISDIR(status.st_mode):
-        raise BadInputError(f"{path} is a folder, not an image file", "Choose a file.")
-    if not stat.S_ISREG(status.st_mode):
-        raise BadInputError(
-            f"{path} is {special_file_kind(status.st_mode)}, not an image file",
-            "Choose an image file saved on disk.",
-        )
 
 
 def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
@@ -301,22 +257,6 @@ def _rembg_home(folder: Path | None) -> Iterator[None]:
             del os.environ["U2NET_HOME"]
         else:
             os.environ["U2NET_HOME"] = saved
-
-
-def require_file_to_write(path: Path) -> None:
-    """Refuse an output path that is a folder, a device, a FIFO or another special file, which
-    writing would replace (or, as root, turn a device node into a picture)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:  # absent (to be created) or unreachable: the writing says which
-        return
-    if stat.S_ISDIR(mode):
-        raise OutputError(f"{path} is a folder", "Give the path of the PNG file to write.")
-    if not stat.S_ISREG(mode):
-        raise OutputError(
-            f"{path} is {special_file_kind(mode)}, not a file to write into",
-            "Give the path of a new or existing PNG file.",
-        )
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from ray.serve.handle import DeploymentResponseGenerator
 
 from ..errors import CancelCheck, Cancelled, OutputError, PartPackerError
 from ..export import write_json
-from ..files import write_atomically
-from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image, open_image_file
+from ..files import open_image_file, write_atomically
+from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image
 from ..job_folder import JobFolder, building
 from ..params import GenerationParams
 from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback

@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError
-from ..image import READABLE_FORMATS, open_image_file
+from ..files import open_image_file
+from ..image import READABLE_FORMATS
 
 UPLOAD_HINT = (
     "upload an image: handle_file('photo.png') in gradio_client, or the page's Input Image"
