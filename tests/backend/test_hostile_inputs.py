@@ -68,6 +68,16 @@ def worker(tiny_flags: list[str]) -> Iterator[WorkerSession]:
 
 
 @pytest.fixture
+def fresh_worker(tiny_flags: list[str]) -> Iterator[WorkerSession]:
+    """A worker of its own, for a test that could leave it deaf (status needs no models)."""
+    session = WorkerSession(tiny_flags)
+    assert session.next_event()["event"] == "hello"
+    yield session
+    session.process.kill()
+    session.process.wait()
+
+
+@pytest.fixture
 def stuck_worker(tiny_flags: list[str], tmp_path: Path) -> Iterator[WorkerSession]:
     """A worker whose image loading never returns for files named stuck*."""
     (tmp_path / "sitecustomize.py").write_text(STUCK)
@@ -156,24 +166,26 @@ def test_the_worker_refuses_special_files_and_huge_numbers_and_goes_on(
 
 
 def test_deeply_nested_json_is_one_protocol_error_and_the_worker_goes_on(
-    worker: WorkerSession,
+    fresh_worker: WorkerSession,
 ) -> None:
-    worker.send_line("[" * 100_000)
-    event = worker.finish(None)[1]
+    fresh_worker.send_line("[" * 100_000)
+    event = fresh_worker.finish(None)[1]
     assert_error(event, "protocol", None)
     assert "nested too deeply" in event["message"]
-    assert worker.call("status")["queued"] == 0
+    assert fresh_worker.call("status")["queued"] == 0
 
 
-def test_a_line_over_the_limit_is_skipped_as_one_protocol_error(worker: WorkerSession) -> None:
+def test_a_line_over_the_limit_is_skipped_as_one_protocol_error(
+    fresh_worker: WorkerSession,
+) -> None:
     padding = "x" * (3 * MAX_REQUEST_BYTES)
-    worker.send_line(json.dumps({"id": "big", "type": "status", "padding": padding}))
-    event = worker.finish(None)[1]
+    fresh_worker.send_line(json.dumps({"id": "big", "type": "status", "padding": padding}))
+    event = fresh_worker.finish(None)[1]
     assert_error(event, "protocol", None)
     assert f"at most {MAX_REQUEST_BYTES:,} bytes" in event["message"]
-    follow = worker.request("status")
-    assert worker.finish(follow)[1]["event"] == "result"
-    assert worker.unclaimed(None) == [] and worker.unclaimed("big") == []
+    follow = fresh_worker.request("status")
+    assert fresh_worker.finish(follow)[1]["event"] == "result"
+    assert fresh_worker.unclaimed(None) == [] and fresh_worker.unclaimed("big") == []
 
 
 def start_stuck_job(worker: WorkerSession, tmp_path: Path) -> str:
