@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 import torch
+from decode_fields import without_padding
 from reference import analytic_occupancy, config, tensors, tiny_vae
 
 from backend.decoding import (
@@ -64,12 +65,6 @@ def test_both_volumes_through_the_decoder_at_once_give_the_official_fields() -> 
 
 def decode(field, resolution: int, minimum: int, strategy: str = "hierarchical", **options):
     return decode_field(field, resolution, minimum, STRATEGIES[strategy], **options)
-
-
-def without_padding(chunk: torch.Tensor) -> torch.Tensor:
-    """A chunk without the copies of its last point that pad it (a level has no duplicates)."""
-    repeats = (chunk == chunk[-1]).all(dim=1).flip(0).cumprod(0).sum()
-    return chunk[: len(chunk) - int(repeats) + 1].clone()
 
 
 class RecordingField:
