@@ -20,6 +20,10 @@ ChunkCallback = Callable[[int, int], None]
 
 DEFAULT_CHUNK_SIZE = 8192
 MIN_CHUNK_SIZE = 1024
+MAX_CHUNK_SIZE = 1 << 18
+"""Large enough to keep a GPU busy; small enough that padding each level's last chunk costs
+little (at grid 384 the exact strategy's padded queries are 5% over its queries, 2^20 would
+be 18%: bench/pipeline.py --counts-only)."""
 LOW_MEMORY_QUERY_BYTES = 2 << 30
 """Device memory for one VAE query chunk in low-memory mode."""
 
@@ -66,12 +70,12 @@ class ChunkedQueries:
 
 def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
     """As many points per query as fit in half the free device memory (at most
-    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and 2^20. Per point:
-    the query's activations, and attention scores in case no fused kernel runs."""
+    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and MAX_CHUNK_SIZE.
+    Per point: the query's activations, and attention scores in case no fused kernel runs."""
     if placement.device.type != "cuda":
         return DEFAULT_CHUNK_SIZE  # CPU attention runs unfused: bigger chunks only cost memory
     free, _ = torch.cuda.mem_get_info(placement.device)
     budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
     activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
     scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), 1 << 20))
+    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), MAX_CHUNK_SIZE))
