@@ -27,10 +27,10 @@ from reference import analytic_occupancy
 from backend.decoding import STRATEGIES, DecodedGrid, decode_field
 
 FIELDS = {
-    "analytic": analytic_occupancy,
-    "blobs": blobs_and_plates,
-    "vae": tiny_vae_field(0),
-    "vae-other": tiny_vae_field(1),
+    "analytic": lambda: analytic_occupancy,
+    "blobs": lambda: blobs_and_plates,
+    "vae": lambda: tiny_vae_field(0),
+    "vae-other": lambda: tiny_vae_field(1),
 }
 CHUNK = 1 << 16
 slow = pytest.mark.slow
@@ -68,7 +68,7 @@ class QueryLog:
 
 @functools.cache
 def decoded(field: str, resolution: int, strategy: str) -> DecodedGrid:
-    return decode_field(FIELDS[field], resolution, 64, STRATEGIES[strategy], chunk_size=CHUNK)
+    return decode_field(FIELDS[field](), resolution, 64, STRATEGIES[strategy], chunk_size=CHUNK)
 
 
 @pytest.mark.parametrize(("field", "resolution"), CASES)
@@ -90,12 +90,12 @@ def test_exact_is_the_official_grid_bit_for_bit(field: str, resolution: int) -> 
 
 @pytest.mark.parametrize(("field", "resolution"), [("analytic", 130), ("vae", 129)])
 def test_exact_never_queries_the_same_coordinates_twice(field: str, resolution: int) -> None:
-    log = QueryLog(FIELDS[field])
+    log = QueryLog(FIELDS[field]())
     decode_field(log, resolution, 64, STRATEGIES["exact"], chunk_size=CHUNK)
     queried, distinct = log.distinct()
     assert queried == distinct
 
-    official = QueryLog(FIELDS[field])
+    official = QueryLog(FIELDS[field]())
     decode_field(official, resolution, 64, STRATEGIES["hierarchical"], chunk_size=CHUNK)
     assert official.distinct()[1] == distinct, "exact skips only repeats, never a new point"
 

@@ -13,13 +13,16 @@ from backend.decoding import (
     STRATEGIES,
     decode_field,
     decode_grid,
+    decode_steps,
+    decode_volumes,
     grid_levels,
     linspace_points,
     vae_fields,
 )
 from backend.decoding.levels import LEVEL_STEPS
 from backend.decoding.queries import ChunkedQueries
-from backend.errors import Cancelled
+from backend.errors import BadInputError, Cancelled
+from backend.pipeline import PipelineSettings
 
 FP32 = {"atol": 1e-4, "rtol": 1e-4}
 
@@ -243,3 +246,30 @@ def test_out_of_memory_retries_in_smaller_chunks() -> None:
 
     with pytest.raises(torch.OutOfMemoryError):
         decode(no_device, 16, 16, "dense")
+
+
+def test_both_volumes_decode_as_each_alone_with_progress_chunk_by_chunk() -> None:
+    vae = tiny_vae()
+    part = tensors("vae/decode_query_fp32.safetensors")["latent"]
+    latent = torch.cat([part, part.flip(1) * 0.5], dim=1)  # [1, 2 * 16, 8]
+    strategy = STRATEGIES["exact"]
+    steps: list[tuple[int, int]] = []
+    grids = decode_volumes(vae, latent, 128, strategy, 4096, lambda *step: steps.append(step))
+    total = decode_steps(strategy, 128)
+    assert total == 2 * 2 * LEVEL_STEPS  # 128 decodes at 64 and 128
+    assert {seen for _, seen in steps} == {total} and steps[-1][0] == total
+    done = [step for step, _ in steps]
+    assert done == sorted(done) and len(set(done)) > 4 * 4
+    for index, volume in enumerate(latent.chunk(2, dim=1)):
+        alone = decode_grid(vae, volume, 128, mode="hierarchical", chunk_size=4096)
+        assert torch.equal(torch.from_numpy(grids[index]).isnan(), alone.isnan())
+        finite = alone.isfinite()
+        torch.testing.assert_close(torch.from_numpy(grids[index])[finite], alone[finite], **FP32)
+
+
+@pytest.mark.parametrize("name", ["surface", "guesswork"])
+def test_an_unknown_strategy_is_bad_input_naming_the_choices(name: str) -> None:
+    with pytest.raises(BadInputError, match=name) as caught:
+        PipelineSettings(decode_strategy=name)
+    assert caught.value.hint == "choose one of exact, hierarchical, fast, dense"
+    assert PipelineSettings().decode_strategy == "exact"

@@ -231,7 +231,16 @@ def test_the_default_decoder_gives_the_official_mesh_on_levels_that_do_not_doubl
 ) -> None:
     """Grid 129 decodes at 64 then 129: the worker's default mesh is the official decoder's
     (hierarchical, run here in-process), and decoding reports progress within each level."""
-    progress, final = generate(worker, tmp_path / "default", seed=5, grid_res=129)
+    job = worker.request(
+        "generate",
+        image=str(ROBOT),
+        output_dir=str(tmp_path / "default"),
+        params={**QUICK, "seed": 5, "grid_res": 129},
+    )
+    events: list[dict[str, Any]] = []
+    while not events or not is_final(events[-1]):  # each event within TIMEOUT of the last
+        events += worker.events_until(job, lambda event: True)
+    progress, final = events[:-1], events[-1]
     worker_parts = read_parts(Path(assert_result(final)["npz"]))
     official = PartPackerPipeline(replace(tiny_settings, decode_strategy="hierarchical"))
     params = GenerationParams(steps=2, grid_res=129, seed=5, randomize_seed=False)
