@@ -6,6 +6,7 @@ the scene and return the new part objects.
 
     parts = api.generate("/path/robot.png", steps=30, seed=7, randomize_seed=False)
     parts = api.import_job_folder("/path/to/job_folder")
+    api.explode(parts[0].parent, 0.5)                    # the result's Empty
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
@@ -22,6 +23,7 @@ import bpy
 
 from . import job_folder
 from .generation import import_options, start_generation
+from .parts import explode as explode_slider
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import current, ensure_polling
 
@@ -58,3 +60,9 @@ def import_job_folder(folder: str | Path) -> list[bpy.types.Object]:
     return job_folder.import_job_folder(
         Path(folder), bpy.context.scene, import_options(bpy.context)
     ).parts
+
+
+def explode(root: bpy.types.Object, amount: float) -> None:
+    """Set the explode slider of the result whose Empty is `root` (0: assembled; at 1 each part
+    is twice as far from the result's centre). Raises ValueError for a negative amount."""
+    explode_slider.set_explode(root, amount)

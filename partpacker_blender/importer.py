@@ -16,6 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from .parts.explode import add_explode
 from .parts_file import Part, read_parts
 
 ROOT_KEY = "partpacker"
@@ -56,6 +57,7 @@ def import_parts(
     collection = _target_collection(scene, name, options.new_collection)
     root = _make_root(name, collection, options, metadata or {})
     objects = [_make_part_object(part, stem, root, collection, options) for part in parts]
+    add_explode(root)
     push_undo_step(f"PartPacker: import {name}")
     return ImportedParts(root, objects, collection if options.new_collection else None)
 
