@@ -10,11 +10,23 @@ import bpy
 
 from . import operators, preferences, props, session, settings, ui
 from .client import WorkerClient
+from .parts import operators as parts_operators
+from .parts import panels as parts_panels
+from .parts import props as parts_props
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
 
-MODULES = (props, preferences, operators, setup_operators, ui)
+MODULES = (
+    props,
+    preferences,
+    operators,
+    setup_operators,
+    ui,
+    parts_props,
+    parts_operators,
+    parts_panels,
+)
 
 
 def register() -> None:
@@ -22,6 +34,7 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
+    parts_props.register_properties()
     session.start_session(WorkerClient(settings.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
@@ -36,6 +49,7 @@ def unregister() -> None:
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()
+    parts_props.unregister_properties()
     del bpy.types.Scene.partpacker
     for module in reversed(MODULES):
         for cls in reversed(module.CLASSES):

@@ -7,6 +7,7 @@ the scene and return the new part objects.
     parts = api.generate("/path/robot.png", steps=30, seed=7, randomize_seed=False)
     parts = api.import_job_folder("/path/to/job_folder")
     api.explode(parts[0].parent, 0.5)                    # the result's Empty
+    files = api.export_parts(parts[0].parent, "/tmp/robot", format="STL")
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
@@ -24,6 +25,7 @@ import bpy
 from . import job_folder
 from .generation import import_options, start_generation
 from .parts import explode as explode_slider
+from .parts.export import export_parts as write_part_files
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import current, ensure_polling
 
@@ -66,3 +68,11 @@ def explode(root: bpy.types.Object, amount: float) -> None:
     """Set the explode slider of the result whose Empty is `root` (0: assembled; at 1 each part
     is twice as far from the result's centre). Raises ValueError for a negative amount."""
     explode_slider.set_explode(root, amount)
+
+
+def export_parts(root: bpy.types.Object, folder: str | Path, format: str = "STL") -> list[Path]:
+    """Write the result's parts into `folder`, as the scene shows them: `format` "STL", "OBJ" or
+    "GLB" (one file per part, named after it) or "GLB_SCENE" (one file, a node per part).
+    Returns the files. Raises ValueError for another format, parts.export.ExportError when
+    there is nothing to write or the folder cannot be written."""
+    return write_part_files(root, Path(folder), format)

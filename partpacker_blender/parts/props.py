@@ -1,0 +1,38 @@
+"""The parts list's state (`WindowManager.partpacker_parts`): which row is active is which part
+is the active object, so clicking a row selects that part."""
+
+from __future__ import annotations
+
+import bpy
+
+from .editing import select_only
+
+
+def _active_index(_settings) -> int:
+    active = bpy.context.view_layer.objects.active
+    return -1 if active is None else bpy.data.objects.find(active.name)
+
+
+def _activate(_settings, index: int) -> None:
+    if 0 <= index < len(bpy.data.objects):
+        select_only(bpy.data.objects[index])
+
+
+class PARTPACKER_PG_parts(bpy.types.PropertyGroup):
+    active_part: bpy.props.IntProperty(
+        name="Active Part",
+        description="The part selected in the list",
+        get=_active_index,
+        set=_activate,
+    )
+
+
+CLASSES = (PARTPACKER_PG_parts,)
+
+
+def register_properties() -> None:
+    bpy.types.WindowManager.partpacker_parts = bpy.props.PointerProperty(type=PARTPACKER_PG_parts)
+
+
+def unregister_properties() -> None:
+    del bpy.types.WindowManager.partpacker_parts

@@ -1,0 +1,73 @@
+"""The parts panel draws with real layouts (draw_parts_panel.py): the explode slider, the list,
+and each row's colour, name, face count and toggles in their states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import drawn_in_own_process, sample_parts
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> dict[str, list[dict]]:
+    output = tmp_path_factory.mktemp("draw") / "drawn.json"
+    return drawn_in_own_process([str(HERE / "draw_parts_panel.py"), str(output)], output)
+
+
+def calls(record: list[dict], name: str) -> list[dict]:
+    return [entry for entry in record if entry["call"] == name]
+
+
+def operator_icons(record: list[dict]) -> dict[str, str]:
+    return {entry["args"][0]: entry["icon"] for entry in calls(record, "operator")}
+
+
+def test_no_draw_raises(drawn):
+    failures = {state: calls(record, "EXCEPTION") for state, record in drawn.items()}
+    assert not any(failures.values()), failures
+
+
+def test_the_panel_shows_for_a_result_only(drawn):
+    assert drawn["poll"][0]["text"] is True
+    assert drawn["poll_nothing"][0]["text"] is False
+
+
+def test_the_panel_has_the_slider_the_list_join_separate_and_export(drawn):
+    panel = drawn["panel"]
+    assert [e["args"] for e in calls(panel, "prop")] == [['["partpacker_explode"]']]
+    assert [e["args"][0] for e in calls(panel, "template_list")] == ["PARTPACKER_UL_parts"]
+    assert set(operator_icons(panel)) == {
+        "partpacker.join_parts",
+        "partpacker.separate_parts",
+        "partpacker.export_parts",
+    }
+    without = operator_icons(drawn["panel_without_slider"])
+    assert "partpacker.add_explode" in without
+    assert not calls(drawn["panel_without_slider"], "prop")
+
+
+def test_the_list_shows_the_parts_of_the_selected_result_only(drawn):
+    """Not its Empty, nor anything else in the file."""
+    assert drawn["listed"][0]["args"] == ["robot_part_000", "robot_part_001", "robot_part_002"]
+
+
+def test_a_row_has_colour_name_faces_and_the_toggles(drawn):
+    row = drawn["row"]
+    assert [e["args"] for e in calls(row, "prop")] == [["diffuse_color"], ["name"]]
+    spheres, _ = sample_parts()
+    assert [e["text"] for e in calls(row, "label")] == [f"{len(spheres[1][1]):,}"]
+    assert operator_icons(row) == {
+        "partpacker.part_select": "RESTRICT_SELECT_ON",
+        "partpacker.part_visibility": "HIDE_OFF",
+        "partpacker.part_isolate": "SOLO_OFF",
+    }
+
+
+def test_the_toggles_show_their_state(drawn):
+    isolated = operator_icons(drawn["row_isolated"])
+    assert isolated["partpacker.part_select"] == "RESTRICT_SELECT_OFF"
+    assert isolated["partpacker.part_isolate"] == "SOLO_ON"
+    assert operator_icons(drawn["row_hidden"])["partpacker.part_visibility"] == "HIDE_ON"
