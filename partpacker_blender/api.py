@@ -8,6 +8,8 @@ the scene and return the new part objects.
     parts = api.import_job_folder("/path/to/job_folder")
     api.explode(parts[0].parent, 0.5)                    # the result's Empty
     files = api.export_parts(parts[0].parent, "/tmp/robot", format="STL")
+    joined = api.join_parts(parts[:2])
+    pieces = api.separate_parts([joined])
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
@@ -24,8 +26,11 @@ import bpy
 
 from . import job_folder
 from .generation import import_options, start_generation
+from .importer import find_result_root
+from .parts import editing
 from .parts import explode as explode_slider
 from .parts.export import export_parts as write_part_files
+from .parts.result_parts import parts_of
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import current, ensure_polling
 
@@ -76,3 +81,32 @@ def export_parts(root: bpy.types.Object, folder: str | Path, format: str = "STL"
     Returns the files. Raises ValueError for another format, parts.export.ExportError when
     there is nothing to write or the folder cannot be written."""
     return write_part_files(root, Path(folder), format)
+
+
+def result_parts(root: bpy.types.Object) -> list[bpy.types.Object]:
+    """The part objects of the result whose Empty is `root`, in name order."""
+    return parts_of(root)
+
+
+def join_parts(parts: list[bpy.types.Object]) -> bpy.types.Object:
+    """Join two or more parts of one result into one part (explode keeps working); returns it.
+    Raises parts.editing.PartsEditError for fewer parts or parts of different results."""
+    return editing.join_parts(_root_of(parts), parts)
+
+
+def separate_parts(parts: list[bpy.types.Object]) -> list[bpy.types.Object]:
+    """Split each of `parts` into one part per connected piece; returns the parts that came out.
+    Raises parts.editing.PartsEditError as join_parts does."""
+    return editing.separate_parts(_root_of(parts), parts)
+
+
+def isolate_part(part: bpy.types.Object) -> None:
+    """Show only `part` of its result; called again, show every part."""
+    editing.toggle_isolated(part, _root_of([part]))
+
+
+def _root_of(parts: list[bpy.types.Object]) -> bpy.types.Object:
+    root = find_result_root(parts[0]) if parts else None
+    if root is None:
+        raise editing.PartsEditError("these objects are not parts of a PartPacker result")
+    return root

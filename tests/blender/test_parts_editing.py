@@ -116,3 +116,21 @@ def test_separate_splits_a_joined_part_back_into_connected_pieces(addon, result)
     addon.api.explode(result.root, 1.0)
     bpy.context.view_layer.update()
     assert all(p.delta_location.length > 0 for p in pieces), "each piece moves on its own"
+
+
+def test_scripts_join_separate_and_isolate_through_the_api(addon, result):
+    api = addon.api
+    joined = api.join_parts(result.parts[:2])
+    assert api.result_parts(result.root) == [joined, result.parts[2]]
+    pieces = api.separate_parts([joined])
+    assert len(api.result_parts(result.root)) == 3
+    assert sorted(len(p.data.polygons) for p in pieces) == sorted(
+        len(f) for _, f in sample_parts()[0][:2]
+    )
+    api.isolate_part(pieces[0])
+    assert [p.hide_get() for p in api.result_parts(result.root)].count(False) == 1
+    stranger = bpy.data.objects.new("stranger", bpy.data.meshes.new("stranger"))
+    with pytest.raises(addon.parts.editing.PartsEditError, match="not parts of a PartPacker"):
+        api.join_parts([stranger])
+    with pytest.raises(addon.parts.editing.PartsEditError, match="stranger is not a part"):
+        api.join_parts([result.parts[2], stranger])
