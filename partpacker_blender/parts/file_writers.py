@@ -16,9 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-STL_TRIANGLE = np.dtype(
-    [("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attribute", "<u2")], align=False
-)
 GLB_MAGIC, GLB_JSON, GLB_BIN = 0x46546C67, 0x4E4F534A, 0x004E4942
 
 
@@ -39,14 +36,16 @@ def y_up(vertices: np.ndarray) -> np.ndarray:
 
 
 def write_stl(path: Path, mesh: NamedMesh) -> None:
-    triangles = np.zeros(len(mesh.faces), dtype=STL_TRIANGLE)
     corners = mesh.vertices[mesh.faces]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     lengths = np.linalg.norm(normals, axis=1, keepdims=True)
-    triangles["normal"] = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
-    triangles["corners"] = corners
+    normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
+    floats = np.concatenate([normals, corners.reshape(-1, 9)], axis=1).astype("<f4")
+    # 50-byte records: 12 floats and a zero "attribute byte count", as 25 little-endian shorts
+    records = np.zeros((len(floats), 25), dtype="<u2")
+    records[:, :24] = floats.view("<u2")
     header = f"PartPacker part {mesh.name}".encode("ascii", "replace")[:80].ljust(80, b" ")
-    path.write_bytes(header + struct.pack("<I", len(triangles)) + triangles.tobytes())
+    path.write_bytes(header + struct.pack("<I", len(records)) + records.tobytes())
 
 
 def write_obj(path: Path, mesh: NamedMesh) -> None:

@@ -13,16 +13,25 @@ def world_mesh(part: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> NamedM
     evaluated = part.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
-        mesh.calc_loop_triangles()
         vertices = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-        mesh.vertices.foreach_get("co", vertices)
-        faces = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
-        mesh.loop_triangles.foreach_get("vertices", faces)
+        mesh.attributes["position"].data.foreach_get("vector", vertices)
+        faces = _triangles(mesh)
     finally:
         evaluated.to_mesh_clear()
     matrix = np.array(evaluated.matrix_world, dtype=np.float64)
     world = vertices.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
     return NamedMesh(part.name, world.astype(np.float32), faces.reshape(-1, 3), part_color(part))
+
+
+def _triangles(mesh: bpy.types.Mesh) -> np.ndarray:
+    if len(mesh.loops) == 3 * len(mesh.polygons):  # triangles already, as generated: read fast
+        faces = np.empty(len(mesh.loops), dtype=np.int32)
+        mesh.attributes[".corner_vert"].data.foreach_get("value", faces)
+        return faces
+    mesh.calc_loop_triangles()
+    faces = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("vertices", faces)
+    return faces
 
 
 def part_color(part: bpy.types.Object) -> tuple[float, float, float, float]:

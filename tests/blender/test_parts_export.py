@@ -106,3 +106,14 @@ def test_the_panel_button_exports_the_selected_result(result, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [f"{name}.obj" for name in NAMES] + [f"{name}.mtl" for name in NAMES]
     )
+
+
+def test_a_part_with_quads_is_written_as_triangles(addon, result, tmp_path, backend_python):
+    bpy.ops.mesh.primitive_cube_add(size=0.5)
+    cube = bpy.context.active_object
+    cube.name, cube.parent = "robot_part_cube", result.root
+    paths = addon.api.export_parts(result.root, tmp_path, format="STL")
+    read = read_with_trimesh(backend_python, paths)
+    (mesh,) = read[str(tmp_path / "robot_part_cube.stl")]
+    assert mesh["faces"] == 12
+    np.testing.assert_allclose(mesh["bounds"], world_bounds(cube, y_up=False), atol=1e-5)
