@@ -13,6 +13,7 @@ from .client import WorkerClient
 from .parts import operators as parts_operators
 from .parts import panels as parts_panels
 from .parts import props as parts_props
+from .parts import sequence_operators, sequence_panel
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
@@ -26,6 +27,8 @@ MODULES = (
     parts_props,
     parts_operators,
     parts_panels,
+    sequence_operators,
+    sequence_panel,
 )
 
 

@@ -10,6 +10,8 @@ the scene and return the new part objects.
     files = api.export_parts(parts[0].parent, "/tmp/robot", format="STL")
     joined = api.join_parts(parts[:2])
     pieces = api.separate_parts([joined])
+    roots = api.generate_variants("/path/robot.png", count=4, grid_res=256)
+    batch = api.generate_batch("/path/photos", steps=30)   # batch.summary(): done, failures
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
@@ -29,8 +31,11 @@ from .generation import import_options, start_generation
 from .importer import find_result_root
 from .parts import editing
 from .parts import explode as explode_slider
+from .parts.batch import batch_sequence
 from .parts.export import export_parts as write_part_files
 from .parts.result_parts import parts_of
+from .parts.sequence import JobSequence, run_to_end
+from .parts.variants import variant_sequence
 from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import current, ensure_polling
 
@@ -49,9 +54,7 @@ def generate(image_path: str | Path, **params: Any) -> list[bpy.types.Object]:
     Raises TypeError for an unknown parameter, image_input.ImageInputError for a bad image,
     client.BusyError while another job runs, client.BackendUnavailable when the backend is not
     set up, GenerationFailed when the backend reports an error or the job is cancelled."""
-    unknown = sorted(set(params) - {*GENERATION_PARAMETERS, *OUTPUT_OPTIONS})
-    if unknown:
-        raise TypeError(f"unknown parameter(s): {', '.join(unknown)}")
+    _check_parameters(params)
     task = start_generation(bpy.context, {**params, "image_path": str(image_path)})
     if not bpy.app.background:
         ensure_polling()  # the worker's idle timeout is watched by the timer after this returns
@@ -60,6 +63,40 @@ def generate(image_path: str | Path, **params: Any) -> list[bpy.types.Object]:
         raise GenerationFailed(task.error.code, task.error.message, task.error.hint)
     assert task.imported is not None
     return task.imported.parts
+
+
+def _check_parameters(params: dict[str, Any]) -> None:
+    unknown = sorted(set(params) - {*GENERATION_PARAMETERS, *OUTPUT_OPTIONS})
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {', '.join(unknown)}")
+
+
+def generate_variants(
+    image_path: str | Path, count: int = 4, **params: Any
+) -> list[bpy.types.Object]:
+    """`count` results of one image with distinct seeds (from `seed` on when given, else
+    random), side by side along X; blocks until all are in. Returns their Empties in seed
+    order. Raises as generate() does (GenerationFailed for the first variant that failed or
+    the cancel), ValueError for a count outside 1 to 16."""
+    _check_parameters(params)
+    given = {**params, "image_path": str(image_path)}
+    sequence = variant_sequence(bpy.context, count, given)
+    run_to_end(sequence, bpy.context)
+    for item in sequence.items:
+        if item.status != "done" and item.task is not None and item.task.error is not None:
+            error = item.task.error
+            raise GenerationFailed(error.code, error.message, error.hint)
+    return [result.root for result in sequence.results()]
+
+
+def generate_batch(folder: str | Path, **params: Any) -> JobSequence:
+    """Every image in `folder` (by suffix, in name order), one after another, the results on a
+    grid; blocks until all are done. An image that fails does not stop the rest: the returned
+    sequence's `items` say for each (`label`, `status` done/failed/cancelled, `error`,
+    `imported`), `summary()` in lines. Raises image_input.ImageInputError for a folder without
+    images, client.BusyError while another job runs."""
+    _check_parameters(params)
+    return run_to_end(batch_sequence(bpy.context, Path(folder), params), bpy.context)
 
 
 def import_job_folder(folder: str | Path) -> list[bpy.types.Object]:

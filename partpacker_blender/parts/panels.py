@@ -10,6 +10,7 @@ from ..ui import SidebarPanel
 from .editing import is_isolated
 from .explode import EXPLODE_KEY, has_explode
 from .result_parts import parts_of
+from .variants import siblings
 
 
 class PARTPACKER_UL_parts(bpy.types.UIList):
@@ -64,6 +65,8 @@ def draw_parts_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> 
     row.operator("partpacker.join_parts", icon="AUTOMERGE_ON")
     row.operator("partpacker.separate_parts", icon="MOD_EXPLODE")
     layout.operator("partpacker.export_parts", icon="EXPORT")
+    if siblings(root):
+        layout.operator("partpacker.keep_variant", icon="CHECKMARK")
 
 
 class PARTPACKER_PT_parts(SidebarPanel, bpy.types.Panel):

@@ -1,11 +1,13 @@
-"""The parts list's state (`WindowManager.partpacker_parts`): which row is active is which part
-is the active object, so clicking a row selects that part."""
+"""The parts tools' panel state (`WindowManager.partpacker_parts`): the parts list's active row
+(which is the active object, so clicking a row selects that part), the number of variants, the
+batch folder."""
 
 from __future__ import annotations
 
 import bpy
 
 from .editing import select_only
+from .variants import MAX_VARIANTS
 
 
 def _active_index(_settings) -> int:
@@ -24,6 +26,18 @@ class PARTPACKER_PG_parts(bpy.types.PropertyGroup):
         description="The part selected in the list",
         get=_active_index,
         set=_activate,
+    )
+    variant_count: bpy.props.IntProperty(
+        name="Variants",
+        description="How many seeds of the image to generate, one after another",
+        default=4,
+        min=1,
+        max=MAX_VARIANTS,
+    )
+    batch_folder: bpy.props.StringProperty(
+        name="Batch Folder",
+        subtype="DIR_PATH",
+        description="A folder of images: each is generated in turn with the panel's settings",
     )
 
 

@@ -61,9 +61,26 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     draw("row_hidden", lambda layout: panels.draw_part_row(layout, first, result.root))
     del result.root[addon.parts.explode.EXPLODE_KEY]
     draw("panel_without_slider", lambda layout: panels.draw_parts_panel(layout, context))
+    draw_sequence_scenarios(addon, draw, context)
     context.view_layer.objects.active = None
     drawn["poll_nothing"] = [{"call": "poll", "text": panels.PARTPACKER_PT_parts.poll(context)}]
     return drawn
+
+
+def draw_sequence_scenarios(addon, draw, context) -> None:
+    """The Variants & Batch panel without a sequence, while one runs, after one ended."""
+    sequences, panel = addon.parts.sequence, addon.parts.sequence_panel
+    draw("sequence_none", lambda layout: panel.draw_sequence_panel(layout, context))
+    items = [sequences.SequenceItem(f"seed {seed}", {}, (0, 0, 0)) for seed in (7, 8, 9)]
+    running = sequences.JobSequence("variants", items)
+    items[0].status, items[1].status, running.running = "done", "running", items[1]
+    sequences.set_current_sequence(running)
+    draw("sequence_running", lambda layout: panel.draw_sequence_panel(layout, context))
+    items[1].status, items[2].status = "failed", "done"
+    items[1].error = "the GPU ran out of memory (lower the grid resolution)"
+    running.running = None
+    draw("sequence_ended", lambda layout: panel.draw_sequence_panel(layout, context))
+    sequences.set_current_sequence(None)
 
 
 def main(output: Path) -> None:

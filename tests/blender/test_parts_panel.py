@@ -71,3 +71,32 @@ def test_the_toggles_show_their_state(drawn):
     assert isolated["partpacker.part_select"] == "RESTRICT_SELECT_OFF"
     assert isolated["partpacker.part_isolate"] == "SOLO_ON"
     assert operator_icons(drawn["row_hidden"])["partpacker.part_visibility"] == "HIDE_ON"
+
+
+def labels(record: list[dict]) -> list[str]:
+    return [e["text"] for e in calls(record, "label")]
+
+
+def test_the_variants_and_batch_panel_offers_both(drawn):
+    none = drawn["sequence_none"]
+    assert {"partpacker.generate_variants", "partpacker.generate_batch"} <= set(
+        operator_icons(none)
+    )
+    assert [e["args"] for e in calls(none, "prop")] == [["variant_count"], ["batch_folder"]]
+    assert not labels(none)
+
+
+def test_a_running_sequence_says_which_job_runs_and_offers_cancel(drawn):
+    running = drawn["sequence_running"]
+    assert labels(running) == ["Variant 2 of 3: seed 8"]
+    assert "partpacker.cancel_sequence" in operator_icons(running)
+
+
+def test_an_ended_sequence_lists_what_failed_and_why(drawn):
+    ended = drawn["sequence_ended"]
+    assert labels(ended) == [
+        "2 of 3 done, 1 failed",
+        "seed 8: the GPU ran out of memory (lower the grid resolution)",
+    ]
+    assert "partpacker.dismiss_sequence" in operator_icons(ended)
+    assert "partpacker.cancel_sequence" not in operator_icons(ended)
