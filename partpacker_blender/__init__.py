@@ -10,10 +10,10 @@ import bpy
 
 from . import operators, preferences, props, session, settings, ui
 from .client import WorkerClient
+from .parts import history_operators, history_panel, sequence_operators, sequence_panel
 from .parts import operators as parts_operators
 from .parts import panels as parts_panels
 from .parts import props as parts_props
-from .parts import sequence_operators, sequence_panel
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
@@ -29,6 +29,8 @@ MODULES = (
     parts_panels,
     sequence_operators,
     sequence_panel,
+    history_operators,
+    history_panel,
 )
 
 
@@ -53,6 +55,7 @@ def unregister() -> None:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()
     parts_props.unregister_properties()
+    history_panel.release_previews()
     del bpy.types.Scene.partpacker
     for module in reversed(MODULES):
         for cls in reversed(module.CLASSES):

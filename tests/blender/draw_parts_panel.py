@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -18,10 +19,11 @@ from types import SimpleNamespace
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="partpacker-draw-")
 
 import bpy  # after BLENDER_USER_RESOURCES is set
-from addon_setup import enable_addon
+from addon_setup import REPO_ROOT, enable_addon
 from draw_panels import RecordingLayout
 from helpers import parts_arrays, sample_parts, write_npz
 
+ROBOT = REPO_ROOT / "examples" / "robot.png"
 SHOWN = 1 << 30
 """UIList.bitflag_filter_item (Blender's UILST_FLT_ITEM), which only a list instance has."""
 
@@ -62,6 +64,7 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     del result.root[addon.parts.explode.EXPLODE_KEY]
     draw("panel_without_slider", lambda layout: panels.draw_parts_panel(layout, context))
     draw_sequence_scenarios(addon, draw, context)
+    draw_history_scenarios(addon, draw)
     context.view_layer.objects.active = None
     drawn["poll_nothing"] = [{"call": "poll", "text": panels.PARTPACKER_PT_parts.poll(context)}]
     return drawn
@@ -81,6 +84,21 @@ def draw_sequence_scenarios(addon, draw, context) -> None:
     running.running = None
     draw("sequence_ended", lambda layout: panel.draw_sequence_panel(layout, context))
     sequences.set_current_sequence(None)
+
+
+def draw_history_scenarios(addon, draw) -> None:
+    """The History panel with no jobs folder, and with one finished job and one running."""
+    panel = addon.parts.history_panel
+    jobs = Path(tempfile.mkdtemp()) / "jobs"
+    draw("history_empty", lambda layout: panel.draw_history(layout, jobs))
+    job = jobs / "20261202-101010_robot_abcdef"
+    job.mkdir(parents=True)
+    (jobs / "20261202-101111_chair_123456").mkdir()
+    write_npz(job / "parts.npz", parts_arrays(*sample_parts()))
+    shutil.copy(ROBOT, job / "preview.png")
+    record = {"image": "/x/robot.png", "seed": 5, "params": {"steps": 4, "grid_res": 64}}
+    (job / "result.json").write_text(json.dumps(record))
+    draw("history", lambda layout: panel.draw_history(layout, jobs))
 
 
 def main(output: Path) -> None:

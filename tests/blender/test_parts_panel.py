@@ -100,3 +100,26 @@ def test_an_ended_sequence_lists_what_failed_and_why(drawn):
     ]
     assert "partpacker.dismiss_sequence" in operator_icons(ended)
     assert "partpacker.cancel_sequence" not in operator_icons(ended)
+
+
+def operator_calls(record: list[dict]) -> list[str]:
+    return [e["args"][0] for e in calls(record, "operator")]
+
+
+def test_an_empty_history_says_so(drawn):
+    assert labels(drawn["history_empty"]) == ["No generations yet"]
+
+
+def test_a_history_entry_shows_its_preview_seed_and_settings_and_its_actions(drawn):
+    history = drawn["history"]
+    assert len(calls(history, "template_icon")) == 1, "the preview"
+    title, details = labels(history)
+    assert title == "robot.png · seed 5"
+    assert details.endswith("· 4 steps · grid 64 · 0 parts")
+    assert operator_calls(history) == [
+        "partpacker.history_import",
+        "partpacker.history_rerun",
+        "partpacker.history_rerun",
+        "wm.path_open",
+        "wm.path_open",
+    ]
