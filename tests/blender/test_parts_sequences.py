@@ -16,6 +16,13 @@ ROBOT = REPO_ROOT / "examples" / "robot.png"
 QUICK = {"grid_res": 16, "steps": 1}
 
 
+@pytest.fixture(autouse=True)
+def no_sequence_left(addon):
+    """The panel's last sequence is module state: none carries over to the next test."""
+    yield
+    addon.parts.sequence.set_current_sequence(None)
+
+
 def roots_in_scene(addon) -> list[bpy.types.Object]:
     return sorted(
         (o for o in bpy.data.objects if addon.importer.ROOT_KEY in o), key=lambda o: o.name
@@ -86,7 +93,9 @@ def test_a_folder_without_images_is_refused(addon, backend, tmp_path):
         addon.api.generate_batch(tmp_path / "missing")
 
 
-def test_cancel_stops_the_running_variant_and_the_rest(addon, backend):
+@pytest.mark.parametrize("cancel", ["cancel", "cancel_sequence"])
+def test_cancel_stops_the_running_variant_and_the_rest(addon, backend, cancel):
+    """The running job's Cancel, and the sequence's Cancel All."""
     sequence = addon.parts.variants.variant_sequence(
         bpy.context, 3, {"image_path": str(ROBOT), "seed": 1, "grid_res": 32, "steps": 50}
     )
@@ -100,7 +109,8 @@ def test_cancel_stops_the_running_variant_and_the_rest(addon, backend):
         if progress is not None and progress.stage == "sample":
             break
         time.sleep(0.01)
-    sequence.cancel()
+    addon.parts.sequence.set_current_sequence(sequence)
+    assert getattr(bpy.ops.partpacker, cancel)() == {"FINISHED"}
     session.wait(sequence.running.task)
     while sequence.step(bpy.context):
         pass
