@@ -10,7 +10,13 @@ import bpy
 
 from . import operators, preferences, props, session, settings, ui
 from .client import WorkerClient
-from .parts import history_operators, history_panel, sequence_operators, sequence_panel
+from .parts import (
+    history_operators,
+    history_panel,
+    image_source_ui,
+    sequence_operators,
+    sequence_panel,
+)
 from .parts import operators as parts_operators
 from .parts import panels as parts_panels
 from .parts import props as parts_props
@@ -31,6 +37,7 @@ MODULES = (
     sequence_panel,
     history_operators,
     history_panel,
+    image_source_ui,
 )
 
 

@@ -12,6 +12,7 @@ the scene and return the new part objects.
     pieces = api.separate_parts([joined])
     roots = api.generate_variants("/path/robot.png", count=4, grid_res=256)
     batch = api.generate_batch("/path/photos", steps=30)   # batch.summary(): done, failures
+    parts = api.generate(api.image_from_blender("CAMERA"))  # or RENDER_RESULT, VIEWER_NODE, ...
 
 Parameters (all optional; unset ones come from the scene's PartPacker settings): steps,
 cfg_scale, grid_res, seed, randomize_seed, simplify, target_faces, guidance_fraction,
@@ -33,6 +34,7 @@ from .parts import editing
 from .parts import explode as explode_slider
 from .parts.batch import batch_sequence
 from .parts.export import export_parts as write_part_files
+from .parts.image_sources import image_from_blender as image_source_png
 from .parts.result_parts import parts_of
 from .parts.sequence import JobSequence, run_to_end
 from .parts.variants import variant_sequence
@@ -97,6 +99,15 @@ def generate_batch(folder: str | Path, **params: Any) -> JobSequence:
     images, client.BusyError while another job runs."""
     _check_parameters(params)
     return run_to_end(batch_sequence(bpy.context, Path(folder), params), bpy.context)
+
+
+def image_from_blender(source: str) -> Path:
+    """A PNG of an image inside Blender, for generate(): "RENDER_RESULT", "VIEWER_NODE",
+    "IMAGE_EDITOR" (the first Image Editor showing an image), "CAMERA" (a small, quick Cycles
+    render of the scene's camera on a transparent background) or "CLIPBOARD" (needs an Image
+    Editor open in the window). Raises image_input.ImageInputError when there is nothing to
+    take, ValueError for another source."""
+    return image_source_png(source, bpy.context)
 
 
 def import_job_folder(folder: str | Path) -> list[bpy.types.Object]:

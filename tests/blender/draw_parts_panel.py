@@ -65,6 +65,7 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     draw("panel_without_slider", lambda layout: panels.draw_parts_panel(layout, context))
     draw_sequence_scenarios(addon, draw, context)
     draw_history_scenarios(addon, draw)
+    draw("image_sources", addon.parts.image_source_ui.draw_image_sources)
     context.view_layer.objects.active = None
     drawn["poll_nothing"] = [{"call": "poll", "text": panels.PARTPACKER_PT_parts.poll(context)}]
     return drawn

@@ -123,3 +123,15 @@ def test_a_history_entry_shows_its_preview_seed_and_settings_and_its_actions(dra
         "wm.path_open",
         "wm.path_open",
     ]
+
+
+def test_image_from_blender_has_a_button_per_source(drawn):
+    record = drawn["image_sources"]
+    assert operator_calls(record) == ["partpacker.image_from_blender"] * 5
+    assert [e["text"] for e in calls(record, "operator")] == [
+        "Render Result",
+        "Viewer Node",
+        "Image Editor",
+        "Camera Render",
+        "Clipboard",
+    ]
