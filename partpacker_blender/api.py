@@ -84,10 +84,12 @@ def generate_variants(
     given = {**params, "image_path": str(image_path)}
     sequence = variant_sequence(bpy.context, count, given)
     run_to_end(sequence, bpy.context)
-    for item in sequence.items:
-        if item.status != "done" and item.task is not None and item.task.error is not None:
-            error = item.task.error
-            raise GenerationFailed(error.code, error.message, error.hint)
+    failed = next((item for item in sequence.items if item.status != "done"), None)
+    if failed is not None:
+        error = failed.task.error if failed.task is not None else None
+        if error is None:
+            raise GenerationFailed("bad_input", failed.error)
+        raise GenerationFailed(error.code, error.message, error.hint)
     return [result.root for result in sequence.results()]
 
 

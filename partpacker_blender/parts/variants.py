@@ -9,6 +9,7 @@ from typing import Any
 
 import bpy
 
+from ..generation import input_image
 from ..props import MAX_SEED
 from .result_parts import parts_of
 from .sequence import GROUP_KEY, JobSequence, SequenceItem, spacing
@@ -29,9 +30,11 @@ def variant_seeds(context: bpy.types.Context, count: int, overrides: dict[str, A
 def variant_sequence(
     context: bpy.types.Context, count: int, overrides: dict[str, Any]
 ) -> JobSequence:
-    """`count` generations of the same image (overrides' image_path, else the panel's)."""
+    """`count` generations of the same image (overrides' image_path, else the panel's).
+    Raises ImageInputError for a bad image before any job starts."""
     if not 1 <= count <= MAX_VARIANTS:
         raise ValueError(f"the number of variants must be 1 to {MAX_VARIANTS}, not {count}")
+    input_image(context.scene.partpacker, overrides.get("image_path", ""))
     step = spacing(context, overrides)
     items = [
         SequenceItem(

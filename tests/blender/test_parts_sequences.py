@@ -44,6 +44,14 @@ def test_variants_are_distinct_results_side_by_side(addon, backend):
     assert all(len(addon.parts.result_parts.parts_of(r)) > 0 for r in roots)
 
 
+def test_variants_of_a_missing_image_start_nothing(addon, backend, tmp_path):
+    with pytest.raises(addon.image_input.ImageInputError, match="does not exist"):
+        addon.api.generate_variants(tmp_path / "nothing.png", count=3)
+    assert addon.session.current().task is None
+    with pytest.raises(ValueError, match="1 to 16"):
+        addon.api.generate_variants(ROBOT, count=0)
+
+
 def test_random_variant_seeds_are_distinct(addon, backend):
     bpy.context.scene.partpacker.randomize_seed = True
     roots = addon.api.generate_variants(ROBOT, count=2, **QUICK)
