@@ -35,7 +35,10 @@ def draw_part_row(layout: bpy.types.UILayout, part: bpy.types.Object, root) -> N
         swatch.ui_units_x = 1.2
         swatch.prop(material, "diffuse_color", text="")
     row.prop(part, "name", text="", emboss=False)
-    row.label(text=f"{len(part.data.polygons):,}")
+    faces = row.row()
+    faces.alignment = "RIGHT"
+    faces.ui_units_x = 2.4  # the name gets the rest of the sidebar's width
+    faces.label(text=f"{len(part.data.polygons):,}")
     selected = part.select_get()
     for operator, icon in (
         ("partpacker.part_select", "RESTRICT_SELECT_OFF" if selected else "RESTRICT_SELECT_ON"),
