@@ -39,15 +39,14 @@ def image_from_blender(source: str, context: bpy.types.Context) -> Path:
         _save_render(bpy.data.images.get(RENDER_IMAGES[source]), SOURCES[source][0], target, scene)
     elif source == "CAMERA":
         render_camera(scene, target)
+        _check_not_empty(target, SOURCES[source][0])
     elif source == "IMAGE_EDITOR":
         image = editor_image(_screens(context))
-        if image.type in ("RENDER_RESULT", "COMPOSITING"):
-            _save_render(image, image.name, target, scene)
-        else:
-            target = datablock_image_file(image, target.parent)
+        if image.type not in ("RENDER_RESULT", "COMPOSITING"):
+            return datablock_image_file(image, target.parent)
+        _save_render(image, image.name, target, scene)
     else:
         target = _paste_clipboard(context, target)
-    _check_not_empty(target, SOURCES[source][0])
     return target
 
 
@@ -89,6 +88,7 @@ def _save_render(image, name: str, target: Path, scene: bpy.types.Scene) -> None
         raise ImageInputError(f"the {name} cannot be saved: {error}", "render first") from error
     finally:
         settings.file_format, settings.color_mode, settings.color_depth = saved
+    _check_not_empty(target, name)
 
 
 def _paste_clipboard(context: bpy.types.Context, target: Path) -> Path:
@@ -124,8 +124,9 @@ def _image_editor_override(context: bpy.types.Context) -> dict:
 
 
 def _check_not_empty(path: Path, name: str) -> None:
-    """A render that never ran, or a Viewer node the compositor never filled, saves as a fully
-    transparent image: the backend would find nothing in it."""
+    """A render that never ran, a Viewer node the compositor never filled, or a camera that sees
+    nothing saves as a fully transparent image: the backend would find nothing in it. (Render
+    sized: loading it to look costs little.)"""
     image = bpy.data.images.load(str(path), check_existing=False)
     try:
         alpha = np.empty(len(image.pixels), dtype=np.float32)

@@ -73,6 +73,17 @@ def test_a_camera_render_is_small_transparent_around_the_object_and_accepted(
     prepared_by_the_backend(addon, path, tmp_path)
 
 
+def test_a_camera_that_sees_nothing_and_a_scene_without_one_are_refused(
+    addon, sources, staged_scene
+):
+    staged_scene.camera.rotation_euler = (-np.pi / 2, 0.0, 0.0)  # looking away from the monkey
+    with pytest.raises(addon.image_input.ImageInputError, match="Camera Render image is empty"):
+        sources.image_from_blender("CAMERA", bpy.context)
+    staged_scene.camera = None
+    with pytest.raises(addon.image_input.ImageInputError, match="the scene has no camera"):
+        sources.image_from_blender("CAMERA", bpy.context)
+
+
 def test_the_render_result_is_saved_and_accepted(addon, backend, sources, staged_scene, tmp_path):
     with pytest.raises(addon.image_input.ImageInputError, match="no Render Result yet"):
         sources.image_from_blender("RENDER_RESULT", bpy.context)
