@@ -8,8 +8,10 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, session, settings, ui
+from . import operators, preferences, props, remote_preferences, session, settings, ui
 from .client import WorkerClient
+from .client.remote import RemoteClient
+from .client.switch import BackendSwitch
 from .parts import (
     history_operators,
     history_panel,
@@ -47,7 +49,9 @@ def register() -> None:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
     parts_props.register_properties()
-    session.start_session(WorkerClient(settings.worker_settings))
+    remote = RemoteClient(remote_preferences.remote_settings)
+    local = WorkerClient(settings.worker_settings)
+    session.start_session(BackendSwitch(local, remote, remote_preferences.uses_remote))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
     atexit.register(setup_state.current().cancel)
