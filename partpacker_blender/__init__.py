@@ -12,11 +12,35 @@ from . import operators, preferences, props, remote_preferences, session, settin
 from .client import WorkerClient
 from .client.remote import RemoteClient
 from .client.switch import BackendSwitch
+from .parts import (
+    history_operators,
+    history_panel,
+    image_source_ui,
+    sequence_operators,
+    sequence_panel,
+)
+from .parts import operators as parts_operators
+from .parts import panels as parts_panels
+from .parts import props as parts_props
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
 
-MODULES = (props, preferences, operators, setup_operators, ui)
+MODULES = (
+    props,
+    preferences,
+    operators,
+    setup_operators,
+    ui,
+    parts_props,
+    parts_operators,
+    parts_panels,
+    sequence_operators,
+    sequence_panel,
+    history_operators,
+    history_panel,
+    image_source_ui,
+)
 
 
 def register() -> None:
@@ -24,6 +48,7 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
+    parts_props.register_properties()
     remote = RemoteClient(remote_preferences.remote_settings)
     local = WorkerClient(settings.worker_settings)
     session.start_session(BackendSwitch(local, remote, remote_preferences.uses_remote))
@@ -40,6 +65,8 @@ def unregister() -> None:
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     session.end_session()
+    parts_props.unregister_properties()
+    history_panel.release_previews()
     del bpy.types.Scene.partpacker
     for module in reversed(MODULES):
         for cls in reversed(module.CLASSES):

@@ -18,6 +18,7 @@ import bpy
 import numpy as np
 
 from .glb_file import read_glb
+from .parts.explode import add_explode
 from .parts_file import Part, read_parts
 
 ROOT_KEY = "partpacker"
@@ -59,6 +60,7 @@ def import_parts(
     collection = _target_collection(scene, name, options.new_collection)
     root = _make_root(name, collection, options, metadata or {})
     objects = [_make_part_object(part, stem, root, collection, options) for part in parts]
+    add_explode(root)
     push_undo_step(f"PartPacker: import {name}")
     return ImportedParts(root, objects, collection if options.new_collection else None)
 
