@@ -9,7 +9,6 @@ v * 2 / R - 1; triangles wind counter-clockwise seen from outside.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -114,7 +113,6 @@ def extract_mesh(grid: np.ndarray, backend: str = "skimage") -> Mesh:
     _check_backend(backend)
     surface = _skimage_surface if backend == "skimage" else _pymcubes_surface
     vertices, faces = surface(grid)
-    vertices, faces = _drop_non_finite_faces(vertices, faces)
     vertices, faces = _merge_vertices_on_same_edge(vertices, faces, grid.shape)
     resolution = np.asarray(grid.shape, dtype=np.float64) - 1
     return vertices * 2 / resolution - 1, faces
@@ -152,32 +150,52 @@ def _skimage_surface(grid: np.ndarray) -> Mesh:
     vertex on the midpoint of its edge; the real positions are interpolated afterwards, as
     PyMCubes does, so NaN corners count as inside and NaN-edge vertices become NaN.
 
-    The grid goes through in blocks of BLOCK^3 cubes, skipping blocks without both a finite
-    inside and an outside corner (no face of theirs would survive): the surface touches few
-    blocks, and small blocks transpose in cache. Triangles are per cube, so the blocks give the
-    whole grid's triangles; vertices on shared block faces are merged with the others."""
-    inside, outside = grid > 0, grid <= 0  # NaN is neither: inside, but never finite
-    block_midpoints, block_faces = [], []
+    The grid goes through in blocks of BLOCK^3 cubes, only those holding both a finite inside
+    and an outside corner (no face of the others would survive): the surface touches few blocks,
+    and a small block transposes and interpolates in cache. Triangles are per cube, so the
+    blocks give the whole grid's triangles; vertices on shared block faces are merged later."""
+    block_vertices, block_faces = [], []
     vertex_count = 0
-    for origin in itertools.product(*(range(0, size - 1, BLOCK) for size in grid.shape)):
-        block = tuple(slice(start, start + BLOCK + 1) for start in origin)
-        midpoints, faces = _skimage_block(inside[block], outside[block])
-        block_midpoints.append(midpoints + origin)
+    for origin in _surface_block_origins(grid):
+        vertices, faces = _skimage_block(grid, origin)
+        block_vertices.append(vertices)
         block_faces.append(faces + vertex_count)
-        vertex_count += len(midpoints)
+        vertex_count += len(vertices)
     if vertex_count == 0:
         return _empty_mesh()
-    midpoints = np.concatenate(block_midpoints)
-    return _interpolate_on_edges(grid, midpoints), np.concatenate(block_faces)
+    return np.concatenate(block_vertices), np.concatenate(block_faces)
 
 
-def _skimage_block(inside: np.ndarray, outside: np.ndarray) -> Mesh:
-    """Edge midpoints (block index space) and faces of one block."""
-    if not inside.any() or not outside.any():
-        return _empty_mesh()
+def _surface_block_origins(grid: np.ndarray) -> list[tuple[int, ...]]:
+    """The first grid point of every block that has a finite inside corner and an outside one
+    (fmax and fmin skip NaN; a block of NaN only has NaN extremes, neither > 0 nor <= 0)."""
+    holds_surface = (_per_block(grid, np.fmax) > 0) & (_per_block(grid, np.fmin) <= 0)
+    return [tuple(int(i) * BLOCK for i in index) for index in np.argwhere(holds_surface)]
+
+
+def _per_block(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+    """`reduce` (a binary ufunc) over each block of BLOCK + 1 points per side; neighbouring
+    blocks share their boundary points. A box reduces one axis after the other."""
+    for axis in range(values.ndim):
+        along = np.moveaxis(values, axis, 0)
+        whole = (len(along) - 1) // BLOCK * BLOCK  # points in the blocks of full length
+        bins = []
+        if whole:
+            own = reduce.reduce(along[:whole].reshape(-1, BLOCK, *along.shape[1:]), axis=1)
+            bins.append(reduce(own, along[BLOCK : whole + 1 : BLOCK]))
+        if whole < len(along) - 1:
+            bins.append(reduce.reduce(along[whole:], axis=0, keepdims=True))
+        values = np.moveaxis(np.concatenate(bins), 0, axis)
+    return values
+
+
+def _skimage_block(grid: np.ndarray, origin: tuple[int, ...]) -> Mesh:
+    """The vertices (grid index space, NaN ones dropped) and faces of the block at `origin`."""
+    values = np.ascontiguousarray(grid[tuple(slice(o, o + BLOCK + 1) for o in origin)])
+    inside = values > 0
     try:
         midpoints, faces, _, _ = marching_cubes(
-            np.ascontiguousarray(outside.T, dtype=np.float32),
+            np.ascontiguousarray((values <= 0).T, dtype=np.float32),
             level=0.5,
             method="lorensen",
             gradient_direction="ascent",
@@ -185,7 +203,8 @@ def _skimage_block(inside: np.ndarray, outside: np.ndarray) -> Mesh:
         )
     except RuntimeError:  # skimage's "No surface found": no masked cube is cut
         return _empty_mesh()
-    return midpoints[:, ::-1].astype(np.float64), faces.astype(np.int64)
+    vertices = _interpolate_on_edges(values, midpoints[:, ::-1].astype(np.float64), origin)
+    return _drop_non_finite_faces(vertices, faces.astype(np.int64))
 
 
 def _cubes_with_a_finite_inside_corner(inside: np.ndarray) -> np.ndarray:
@@ -199,8 +218,11 @@ def _cubes_with_a_finite_inside_corner(inside: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _interpolate_on_edges(grid: np.ndarray, midpoints: np.ndarray) -> np.ndarray:
-    """Move each edge midpoint to where the linear interpolation of the grid crosses 0, with
+def _interpolate_on_edges(
+    values: np.ndarray, midpoints: np.ndarray, origin: tuple[int, ...]
+) -> np.ndarray:
+    """Move each edge midpoint (index space of the block `values`, whose first point is grid
+    point `origin`) to where the linear interpolation crosses 0, in grid index space, with
     PyMCubes' arithmetic (x-edges interpolated from their upper end, y and z from their lower),
     so interior vertices come out bit for bit as PyMCubes' own."""
     rows = np.arange(len(midpoints))
@@ -211,11 +233,12 @@ def _interpolate_on_edges(grid: np.ndarray, midpoints: np.ndarray) -> np.ndarray
     from_upper = (axis == 0)[:, None]
     start = np.where(from_upper, upper, lower)
     end = np.where(from_upper, lower, upper)
-    value_start = grid[tuple(start.T)].astype(np.float64)
-    value_end = grid[tuple(end.T)].astype(np.float64)
-    start_coord = start[rows, axis].astype(np.float64)
-    step = end[rows, axis] - start_coord
-    vertices = lower.astype(np.float64)
+    value_start = values[tuple(start.T)].astype(np.float64)
+    value_end = values[tuple(end.T)].astype(np.float64)
+    offset = np.asarray(origin, dtype=np.intp)
+    start_coord = (start[rows, axis] + offset[axis]).astype(np.float64)
+    step = end[rows, axis] - start[rows, axis]
+    vertices = (lower + offset).astype(np.float64)
     vertices[rows, axis] = step * (0.0 - value_start) / (value_end - value_start) + start_coord
     return vertices
 
@@ -229,7 +252,7 @@ def _pymcubes_surface(grid: np.ndarray) -> Mesh:
             "pip install PyMCubes, or use the default 'skimage' backend",
         ) from error
     vertices, faces = mcubes.marching_cubes(grid, 0.0)
-    return vertices, faces.astype(np.int64)
+    return _drop_non_finite_faces(vertices, faces.astype(np.int64))
 
 
 def _drop_non_finite_faces(vertices: np.ndarray, faces: np.ndarray) -> Mesh:
