@@ -48,7 +48,7 @@ def test_generation_writes_separate_coloured_parts(first_result) -> None:
     assert [part["name"] for part in record["parts"]] == [part.name for part in parts]
     assert set(record["timings"]) >= {"prepare", "sample", "decode", "export"}
     assert record["timings"] == result.timings
-    kernels = {backend.name.lower() for backend in torch.nn.attention.SDPBackend}
+    kernels = {name.lower() for name in torch.nn.attention.SDPBackend.__members__}
     assert set(record["attention_kernels"]) == {"dinov2", "dit", "vae", "vae_query"}
     assert set(record["attention_kernels"].values()) <= kernels - {"error"}
 
