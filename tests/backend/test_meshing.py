@@ -8,10 +8,10 @@ import pytest
 from reference import TINY
 from safetensors.numpy import load_file
 
-from backend import meshing
+from backend import isosurface
 from backend.errors import BadInputError
+from backend.isosurface import BLOCK
 from backend.meshing import (
-    BLOCK,
     MeshOptions,
     SmallPieceThresholds,
     decimate,
@@ -284,13 +284,13 @@ def test_only_the_blocks_holding_the_surface_are_meshed(monkeypatch, shape) -> N
     assert 0 < len(expected_blocks) < all_blocks or all_blocks == 1
 
     meshed: list[tuple] = []
-    real_marching_cubes = meshing.marching_cubes
+    real_marching_cubes = isosurface.marching_cubes
 
     def spy(outside_transposed: np.ndarray, **kwargs):
         meshed.append(outside_transposed.shape)
         return real_marching_cubes(outside_transposed, **kwargs)
 
-    monkeypatch.setattr(meshing, "marching_cubes", spy)
+    monkeypatch.setattr(isosurface, "marching_cubes", spy)
     ours = extract_mesh(grid, "skimage")
     assert len(meshed) == len(expected_blocks)
     official = extract_mesh(grid, "pymcubes")
