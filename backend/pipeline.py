@@ -25,7 +25,7 @@ from .decoding import (
     query_chunk_size,
     strategy_named,
 )
-from .device import Placement, choose_placement
+from .device import Placement, attention_kernels, choose_placement
 from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError
 from .export import write_glb, write_json, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
@@ -86,6 +86,14 @@ class ModelConfigs:
         """The three networks without memory behind them, for weights to be assigned to."""
         with torch.device("meta"):
             return Models(DINOv2(self.dinov2), DiT(self.dit), VAE(self.vae))
+
+    def attention_head_dims(self) -> dict[str, int]:
+        return {
+            "dinov2": self.dinov2.hidden_size // self.dinov2.num_attention_heads,
+            "dit": self.dit.hidden_dim // self.dit.num_heads,
+            "vae": self.vae.dec_hidden_dim // self.vae.dec_num_heads,
+            "vae_query": self.vae.query_hidden_dim // self.vae.query_num_heads,
+        }
 
     @classmethod
     def from_file(cls, path: Path | None) -> ModelConfigs:
@@ -373,6 +381,9 @@ class PartPackerPipeline:
             "timings": timings,
             "parts": result.parts,
             "device": self.placement.report(),
+            "attention_kernels": attention_kernels(
+                self.placement, self.configs.attention_head_dims()
+            ),
             "versions": versions(),
         }
         write_json(record, folder.file("result.json"))

@@ -23,9 +23,21 @@ def test_dit_forward_fp32_matches_every_intermediate() -> None:
     assert_close(timestep_features(ref["t"]), ref["t_freq"])
     assert_close(dit.timestep_embed(ref["t"]), ref["t_emb"])
     assert_close(dit.embed_tokens(ref["x"]), ref["h_in"])
-    assert_close(dit.layers[0](ref["h_in"], ref["cond"], ref["t_emb"]), ref["h_layer0"])
-    assert_close(dit.layers[1](ref["h_layer0"], ref["cond"], ref["t_emb"]), ref["h_layer1"])
+    cond_kv = dit.condition_keys_values(ref["cond"])
+    assert_close(dit.layers[0](ref["h_in"], cond_kv[0], ref["t_emb"]), ref["h_layer0"])
+    assert_close(dit.layers[1](ref["h_layer0"], cond_kv[1], ref["t_emb"]), ref["h_layer1"])
     assert_close(dit(ref["x"], ref["cond"], ref["t"]), ref["out"])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dit_with_precomputed_condition_keys_values_is_bitwise_the_same(dtype) -> None:
+    dit, ref = tiny_dit().to(dtype), tensors("dit/forward_fp32.safetensors")
+    x, cond = ref["x"].to(dtype), ref["cond"].to(dtype)
+    cond_kv = dit.condition_keys_values(cond)
+    assert torch.equal(dit(x, None, ref["t"], cond_kv), dit(x, cond, ref["t"]))
+    with pytest.raises(ValueError, match="condition"):
+        dit(x, None, ref["t"])
 
 
 @torch.no_grad()

@@ -48,6 +48,9 @@ def test_generation_writes_separate_coloured_parts(first_result) -> None:
     assert [part["name"] for part in record["parts"]] == [part.name for part in parts]
     assert set(record["timings"]) >= {"prepare", "sample", "decode", "export"}
     assert record["timings"] == result.timings
+    kernels = {name.lower() for name in torch.nn.attention.SDPBackend.__members__}
+    assert set(record["attention_kernels"]) == {"dinov2", "dit", "vae", "vae_query"}
+    assert set(record["attention_kernels"].values()) <= kernels - {"error"}
 
 
 def test_progress_runs_through_every_stage_in_order(first_result) -> None:
