@@ -132,7 +132,7 @@ def _check_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
-    except (zipfile.BadZipFile, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as error:
         raise corrupt(path, error) from error
     if damaged is not None:
         raise corrupt(path, f"{damaged} fails its CRC check: the bytes changed after saving")
