@@ -59,8 +59,9 @@ class PipelineSettings:
     rembg_model_path: Path | None = None
     low_memory: bool = False
     """Keep each network in host memory except while it runs (DINOv2, then the DiT, then the
-    VAE), and bound the query chunks: the peak is about the largest network, ~3 GB in bf16,
-    for some seconds of transfers per job."""
+    VAE), and bound the query chunks (residency.py): the device holds one network's weights at
+    a time, at most the DiT's 2.5 GB in bf16 instead of all three's 5.4 GB, for some seconds of
+    transfers per job (not measured on a GPU yet)."""
     decode_strategy: str = "surface"
     """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
     (the official coarse-to-fine decoder, query for query)."""
@@ -178,7 +179,7 @@ class PartPackerPipeline:
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
         models = self.configs.build_on_meta()
-        home = torch.device("cpu") if self.settings.low_memory else self.placement.device
+        home = self.residency.home
         networks = checkpoints(models, files)
         for done, checkpoint in enumerate(networks, start=1):
             self._load(checkpoint, home)

@@ -38,6 +38,11 @@ class Residency:
         self.low_memory = low_memory
         self.host: dict[int, list[tuple[Slot, torch.Tensor]]] = {}
 
+    @property
+    def home(self) -> torch.device:
+        """Where the networks are loaded to."""
+        return torch.device("cpu") if self.low_memory else self.device
+
     @contextlib.contextmanager
     def visit(self, module: nn.Module) -> Iterator[None]:
         """In low-memory mode, `module` is on the device only inside this block (and leaves it
