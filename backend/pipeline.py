@@ -211,6 +211,7 @@ class PartPackerPipeline:
         """Drop the models; returns the device bytes that freed (0 on the CPU)."""
         before = self._device_bytes()
         self.models = None
+        self.residency.forget()
         release_cached_memory(self.placement.device)
         return max(before - self._device_bytes(), 0)
 

@@ -65,6 +65,10 @@ class Residency:
         for slot, host in self.host_copies(module):
             _place(slot, host)
 
+    def forget(self) -> None:
+        """Drop the host copies, once the networks they belong to are unloaded."""
+        self.host.clear()
+
     def host_copies(self, module: nn.Module) -> list[tuple[Slot, torch.Tensor]]:
         if id(module) not in self.host:
             pin = torch.cuda.is_available()

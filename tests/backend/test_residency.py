@@ -122,6 +122,21 @@ def test_low_memory_jobs_reuse_the_host_copy(
     assert [storage(network) for network in networks] == host
 
 
+def test_unloading_drops_the_host_copies(
+    tiny_settings: PipelineSettings, object_image: Path, tmp_path: Path
+) -> None:
+    """A later network must not be taken for an unloaded one (ids are reused)."""
+    pipeline = PartPackerPipeline(replace(tiny_settings, low_memory=True))
+    pipeline.generate(object_image, tmp_path / "0", GenerationParams(seed=0, **QUICK))
+    assert len(pipeline.residency.host) == 3
+    pipeline.unload()
+    assert pipeline.residency.host == {}
+    pipeline.generate(object_image, tmp_path / "1", GenerationParams(seed=0, **QUICK))
+    assert pipeline.models is not None
+    networks = (pipeline.models.dinov2, pipeline.models.dit, pipeline.models.vae)
+    assert set(pipeline.residency.host) == {id(network) for network in networks}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_cuda_low_memory_jobs_use_one_pinned_host_copy_and_leave_no_cache(
     tiny_settings: PipelineSettings, object_image: Path, tmp_path: Path
