@@ -16,18 +16,17 @@ import torch
 
 from . import __version__
 from .decoding import (
-    COARSE_TO_FINE,
-    DEFAULT_CHUNK_SIZE,
-    MIN_RESOLUTION,
-    Field,
-    grid_levels,
-    vae_field,
-    vae_fields,
+    DEFAULT_STRATEGY,
+    decode_steps,
+    decode_volumes,
+    query_chunk_size,
+    strategy_named,
 )
 from .device import Placement, choose_placement
-from .errors import BadInputError, CancelCheck, DeviceOutOfMemoryError, OutputError
+from .errors import BadInputError, CancelCheck, DeviceOutOfMemoryError
 from .export import write_glb, write_json, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
+from .job_folder import JobFolder, building
 from .meshing import MeshOptions, extract_mesh, mesh_parts
 from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
 from .models.vae import ENCODER_PREFIXES
@@ -41,9 +40,6 @@ from .weight_cache import load_weights_cached
 from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
-
-LOW_MEMORY_QUERY_BYTES = 2 << 30
-"""Device memory for one VAE query chunk in low-memory mode."""
 
 
 @dataclass(frozen=True)
@@ -62,26 +58,14 @@ class PipelineSettings:
     VAE), and bound the query chunks (residency.py): the device holds one network's weights at
     a time, at most the DiT's 2.5 GB in bf16 instead of all three's 5.4 GB, for some seconds of
     transfers per job (not measured on a GPU yet)."""
-    decode_strategy: str = "surface"
-    """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
-    (the official coarse-to-fine decoder, query for query)."""
-    query_chunk_size: int | None = None
-    """Points per VAE query; None sizes chunks from free device memory."""
-    reuse_query_context: bool = True
-    """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
-    decode_volumes_together: bool = True
-    """Run the VAE's decoder over both volumes' latents as one batch (False: one after the other,
-    as official)."""
+    decode_strategy: str = DEFAULT_STRATEGY
+    """A name of backend.decoding.STRATEGIES."""
     compile_dit: bool = False
     """Run the DiT through torch.compile: fused kernels for every later step, but the first job
     pays the compilation (tens of seconds, again for each new batch shape)."""
 
     def __post_init__(self) -> None:
-        if self.decode_strategy not in COARSE_TO_FINE:
-            raise BadInputError(
-                f"unknown decode strategy {self.decode_strategy!r}",
-                f"choose one of {', '.join(COARSE_TO_FINE)}",
-            )
+        strategy_named(self.decode_strategy)  # an unknown name is bad input before any job
 
 
 @dataclass(frozen=True)
@@ -221,9 +205,7 @@ class PartPackerPipeline:
         return 0
 
     def prepare(self, image: Path, preview: Path) -> PreparedImage:
-        prepared = self.preparer.prepare(image)
-        prepared.save_preview(preview)
-        return prepared
+        return self.preparer.prepare_preview(image, preview)
 
     def generate(
         self,
@@ -235,9 +217,9 @@ class PartPackerPipeline:
     ) -> GenerationResult:
         params = (params or GenerationParams()).with_resolved_seed()
         try:
-            return self._generate(
-                image, output_dir, params, JobProgress(on_progress, should_cancel)
-            )
+            with building(output_dir) as folder:  # an output that cannot work is refused first
+                clock = JobProgress(on_progress, should_cancel)
+                return self._generate(image, folder, params, clock)
         except torch.OutOfMemoryError as error:
             raise DeviceOutOfMemoryError(
                 f"the {self.placement.report()['device_name']} ran out of memory",
@@ -248,12 +230,11 @@ class PartPackerPipeline:
             release_cached_memory(self.placement.device)  # the models stay loaded
 
     def _generate(
-        self, image: Path, output_dir: Path, params: GenerationParams, clock: JobProgress
+        self, image: Path, folder: JobFolder, params: GenerationParams, clock: JobProgress
     ) -> GenerationResult:
         with clock.stage("prepare"):  # first: a bad image fails before any folder or weights
             prepared = self.preparer.prepare(image)
-            output_dir = make_output_dir(output_dir)
-            prepared.save_preview(output_dir / "preview.png")
+            prepared.save_preview(folder.file("preview.png"))
         models = self._ensure_loaded(clock)
         with clock.stage("condition"), self.residency.visit(models.dinov2):
             cond = self._condition(models.dinov2, prepared)
@@ -278,9 +259,9 @@ class PartPackerPipeline:
                 step(volume + 1, len(meshes))
             parts = assemble_parts(per_volume)
         with clock.stage("export"):
-            write_glb(parts, output_dir / "parts.glb")
-            write_npz(parts, output_dir / "parts.npz")
-        return self._record(image, output_dir, params, parts, clock.timings)
+            write_glb(parts, folder.file("parts.glb"))
+            write_npz(parts, folder.file("parts.npz"))
+        return self._record(image, folder, params, parts, clock.timings)
 
     @torch.no_grad()
     def _condition(self, dinov2: DINOv2, prepared: PreparedImage) -> torch.Tensor:
@@ -313,48 +294,24 @@ class PartPackerPipeline:
     def _decode(
         self, vae: VAE, latent: torch.Tensor, resolution: int, clock: JobProgress
     ) -> list[np.ndarray]:
-        levels = len(grid_levels(resolution, MIN_RESOLUTION))
-        volumes = latent.chunk(2, dim=1)
-        decode = COARSE_TO_FINE[self.settings.decode_strategy]
-        total = levels * len(volumes)
-        grids = []
-        with clock.stage("decode", total) as step:
-            fields = self._fields(vae, volumes)
-            chunk_size = self.settings.query_chunk_size or query_chunk_size(
-                self.placement, self.configs.vae, self.settings.low_memory
+        strategy = strategy_named(self.settings.decode_strategy)
+        with clock.stage("decode", decode_steps(strategy, resolution)) as step:
+            settings = self.settings
+            chunk_size = query_chunk_size(self.placement, self.configs.vae, settings.low_memory)
+            return decode_volumes(
+                vae, latent, resolution, strategy, chunk_size, step, clock.should_cancel
             )
-            for index, volume_field in enumerate(fields):
-
-                def on_level(done: int, _: int, first: int = index * levels) -> None:
-                    step(first + done, total)
-
-                grid = decode(
-                    volume_field,
-                    resolution,
-                    MIN_RESOLUTION,
-                    chunk_size,
-                    self.placement.device,
-                    on_level=on_level,
-                    should_cancel=clock.should_cancel,
-                )
-                grids.append(grid.cpu().numpy())
-        return grids
-
-    def _fields(self, vae: VAE, volumes: tuple[torch.Tensor, ...]) -> list[Field]:
-        reuse = self.settings.reuse_query_context
-        if self.settings.decode_volumes_together:
-            return vae_fields(vae, torch.cat(volumes), reuse)
-        return [vae_field(vae, volume, reuse) for volume in volumes]
 
     def _record(
         self,
         image: Path,
-        output_dir: Path,
+        folder: JobFolder,
         params: GenerationParams,
         parts: list[Part],
         timings: dict[str, float],
     ) -> GenerationResult:
         """result.json, written last, with the time of every stage; the job's result."""
+        output_dir = folder.target
         result = GenerationResult(
             output_dir=output_dir,
             glb=output_dir / "parts.glb",
@@ -374,7 +331,7 @@ class PartPackerPipeline:
             "device": self.placement.report(),
             "versions": versions(),
         }
-        write_json(record, result.result_json)
+        write_json(record, folder.file("result.json"))
         return result
 
 
@@ -396,19 +353,6 @@ def checkpoints(models: Models, files: WeightFiles) -> list[Checkpoint]:
     ]
 
 
-def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
-    """As many points per query as fit in half the free device memory (at most
-    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and 2^20. Per point:
-    the query's activations, and attention scores in case no fused kernel runs."""
-    if placement.device.type != "cuda":
-        return DEFAULT_CHUNK_SIZE  # CPU attention runs unfused: bigger chunks only cost memory
-    free, _ = torch.cuda.mem_get_info(placement.device)
-    budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
-    activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
-    scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), 1 << 20))
-
-
 def part_summary(part: Part) -> dict[str, Any]:
     return {
         "name": part.name,
@@ -426,15 +370,3 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-
-
-def make_output_dir(path: Path) -> Path:
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"cannot create the output folder {path}: {error.strerror}",
-            "choose a folder you can write to",
-        ) from error
-    return path

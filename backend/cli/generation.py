@@ -149,8 +149,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from ..image import BackgroundRemover, ImagePreparer
 
     preparer = ImagePreparer(BackgroundRemover(args.rembg_model, args.rembg_model_path))
-    prepared = preparer.prepare(args.image)
-    preview = prepared.save_preview(args.output)
+    prepared = preparer.prepare_preview(args.image, args.output)
     source = "its own alpha kept" if prepared.had_alpha else "background removed with rembg"
-    print(f"wrote {preview} ({source})")
+    print(f"wrote {args.output} ({source})")
     return 0

@@ -13,6 +13,7 @@ from ..errors import (
     Cancelled,
     DeviceOutOfMemoryError,
     OutputError,
+    SetupError,
     WeightsError,
 )
 from ..params import PARAM_RANGES, GenerationParams, ParamRange, plain_number
@@ -33,6 +34,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {WeightsError.exit_code}    model weights missing or broken
   {DeviceOutOfMemoryError.exit_code}    out of device memory (try a lower --grid-res)
   {OutputError.exit_code}    the output cannot be written
+  {SetupError.exit_code}    this Python lacks the backend's packages (set up the backend)
   {Cancelled.exit_code}  cancelled (Ctrl-C)"""
 
 
@@ -99,10 +101,12 @@ def settings_arguments() -> ArgumentParser:
     )
     group.add_argument(
         "--decode-strategy",
-        default="surface",
+        default="exact",
         metavar="NAME",
-        help="surface (default: refines only near the surface, fewer queries) or hierarchical "
-        "(the official coarse-to-fine decoder, query for query)",
+        help="exact (default: the official coarse-to-fine decoder's grid, no point queried "
+        "twice), hierarchical (the official decoder, query for query), fast (a narrower band at "
+        "the finest level, fewer queries: may differ from the official mesh) or dense (every "
+        "grid point)",
     )
     return parent
 

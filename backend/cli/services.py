@@ -21,7 +21,7 @@ def add_serve(commands: argparse._SubParsersAction, parents: list[ArgumentParser
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from ..worker import serve
+    from ..serve import serve
 
     return serve(lambda: settings_from_args(args))
 
