@@ -52,13 +52,13 @@ class MeshOptions:
     """The demo's size-based clean-up; off by default because it also deletes genuine small
     parts, while a floater is one click to delete in Blender."""
     thresholds: SmallPieceThresholds = field(default_factory=SmallPieceThresholds)
-    backend: str = "skimage"
+    marching_cubes: str = "skimage"
     """Marching-cubes implementation: "skimage" (default, faster) or "pymcubes" (optional)."""
 
     def __post_init__(self) -> None:
         if self.target_faces < 1:
             raise BadInputError(f"target_faces must be positive, got {self.target_faces}")
-        check_backend(self.backend)
+        check_backend(self.marching_cubes)
 
 
 def mesh_volume(
@@ -66,7 +66,7 @@ def mesh_volume(
 ) -> list[Part]:
     """The parts of one volume's grid, largest (most faces) first."""
     options = options or MeshOptions()
-    vertices, faces = extract_mesh(grid, options.backend)
+    vertices, faces = extract_mesh(grid, options.marching_cubes)
     return mesh_parts(vertices, faces, volume_index, options)
 
 

@@ -336,7 +336,7 @@ def test_a_bug_is_one_line_and_exit_code_1(
     def broken(args: object) -> int:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("backend.cli.run_prepare", broken)
+    monkeypatch.setattr("backend.cli.generation.run_prepare", broken)
     assert main(["prepare", "photo.png", "-o", "preview.png"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].endswith("internal error: RuntimeError: a bug")

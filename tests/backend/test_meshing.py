@@ -174,7 +174,7 @@ def test_bad_grids_and_backends_are_refused() -> None:
     with pytest.raises(BadInputError, match="unknown marching-cubes backend"):
         extract_mesh(GRIDS["dense"], "vtk")
     with pytest.raises(BadInputError, match="unknown marching-cubes backend"):
-        MeshOptions(backend="vtk")
+        MeshOptions(marching_cubes="vtk")
 
 
 def test_split_parts_reindexes_each_component_locally() -> None:

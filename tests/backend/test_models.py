@@ -8,7 +8,7 @@ from reference import manifest, tensors, tiny_dinov2, tiny_dit, tiny_vae
 
 from backend.models import VAE, DINOv2, DiT, normalize_image
 from backend.models.dit import timestep_features
-from backend.models.vae import fourier_encoding
+from backend.models.vae import ENCODER_PREFIXES, fourier_encoding
 
 FP32 = {"atol": 1e-4, "rtol": 1e-4}
 
@@ -97,7 +97,24 @@ def meta_state_shapes(module: torch.nn.Module) -> list[tuple[str, list[int]]]:
 def test_full_size_models_match_the_checkpoint_manifests(model, name, entries, prefix) -> None:
     with torch.device("meta"):
         module = model()
-    expected = [(entry["key"], entry["shape"]) for entry in manifest(name)[entries]]
+    skipped = ENCODER_PREFIXES if model is VAE else ()
+    expected = [
+        (entry["key"], entry["shape"])
+        for entry in manifest(name)[entries]
+        if not entry["key"].startswith(skipped)
+    ]
     actual = [(prefix + key, shape) for key, shape in meta_state_shapes(module)]
     assert actual == expected
-    assert sum(p.numel() for p in module.parameters()) == manifest(name)["total_params"]
+    total = "inference_params" if model is VAE else "total_params"
+    assert sum(p.numel() for p in module.parameters()) == manifest(name)[total]
+
+
+def test_the_vae_leaves_out_exactly_the_encoder() -> None:
+    """The prefixes skipped are the manifest's encoder keys: every other key of vae.pt is one
+    the decoder uses, and the encoder's ~25M parameters are not built at all."""
+    vae_keys = manifest("vae_keys")
+    used = tuple(vae_keys["inference_key_prefixes"])
+    for entry in vae_keys["keys"]:
+        assert entry["key"].startswith(used) != entry["key"].startswith(ENCODER_PREFIXES)
+    skipped = vae_keys["total_params"] - vae_keys["inference_params"]
+    assert 25_000_000 < skipped < 26_000_000

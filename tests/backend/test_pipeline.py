@@ -159,15 +159,16 @@ def test_low_memory_mode_has_one_network_on_the_device_at_a_time(
     models = pipeline.load()
     moves: list[tuple[str, str, str]] = []
     stage: list[str] = ["before"]
-    for name in ("dinov2", "dit", "vae"):
-        network = getattr(models, name)
-        original = network.to
+    names = {id(getattr(models, name)): name for name in ("dinov2", "dit", "vae")}
+    residency = pipeline.residency
+    for method, device in (("arrive", str(residency.device)), ("leave", "cpu")):
+        original = getattr(residency, method)
 
-        def recorded(device, name=name, original=original):  # type: ignore[no-untyped-def]
-            moves.append((stage[0], name, str(device)))
-            return original(device)
+        def recorded(module, device=device, original=original):  # type: ignore[no-untyped-def]
+            moves.append((stage[0], names[id(module)], device))
+            return original(module)
 
-        network.to = recorded  # type: ignore[method-assign]
+        setattr(residency, method, recorded)
     params = GenerationParams(seed=5, **QUICK)
     pipeline.generate(
         object_image, tmp_path, params, on_progress=lambda event: stage.__setitem__(0, event.stage)
