@@ -8,13 +8,13 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, session, settings, ui
+from . import details, notices, operators, preferences, props, session, settings, ui
 from .client import WorkerClient
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
 
-MODULES = (props, preferences, operators, setup_operators, ui)
+MODULES = (props, preferences, operators, details, notices, setup_operators, ui)
 
 
 def register() -> None:

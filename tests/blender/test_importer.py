@@ -152,7 +152,7 @@ def test_results_of_the_same_image_and_seed_get_names_of_their_own(importer, sam
     third = importer.import_parts(path, bpy.context.scene, stem="robot", seed=7)
     assert [r.root.name for r in (first, second, third)] == ["robot_7", "robot_7-2", "robot_7-3"]
     assert second.collection.name == "robot_7-2"
-    assert [o.name for o in second.parts][0] == "robot_7-2_part_000"
+    assert second.parts[0].name == "robot_7-2_part_000"
     names = [
         *(o.name for o in bpy.data.objects),
         *(m.name for m in bpy.data.meshes),

@@ -36,10 +36,9 @@ def test_no_draw_raises(drawn):
 
 def test_idle_panel_offers_prepare_and_generate_and_says_the_backend_is_not_set_up(drawn):
     idle = drawn["idle"]
-    assert {"partpacker.prepare", "partpacker.generate", "partpacker.free_memory"} <= set(
-        operators(idle)
-    )
+    assert {"partpacker.prepare", "partpacker.generate"} <= set(operators(idle))
     assert "partpacker.cancel" not in operators(idle)
+    assert "partpacker.free_memory" not in operators(idle), "no GPU memory is held yet"
     assert any("not set up" in text for text in texts(idle))
     props = {entry["args"][0] for entry in calls(idle, "prop")}
     assert {"image_path", "steps", "cfg_scale", "grid_res", "seed", "randomize_seed"} <= props
@@ -71,6 +70,42 @@ def test_error_is_shown_in_plain_words_with_its_hint(drawn):
     labels = texts(drawn["error"])
     assert "The GPU ran out of memory" in labels
     assert "Lower the grid resolution" in labels
+    assert "partpacker.show_details" in operators(drawn["error"])
+
+
+def test_a_long_error_is_wrapped_to_the_sidebar_and_speaks_blenders_words(drawn):
+    record = drawn["long_error"]
+    room = drawn["room"][0]["text"]
+    labels = [entry for entry in calls(record, "label") if entry["text"]]
+    error_lines = labels[: next(i for i, e in enumerate(labels) if e["icon"] == "INFO")]
+    assert error_lines[0]["icon"] == "ERROR" and len(error_lines) >= 2, "wrapped, not cut off"
+    assert all(entry["width_px"] <= room for entry in labels), [
+        (e["text"], e["width_px"], room) for e in labels if e["width_px"] > room
+    ]
+    shown = " ".join(entry["text"] for entry in labels)
+    assert "background-removal model" in shown and "not downloaded yet" in shown
+    for command_line in ("HF_HUB_OFFLINE", "--weights-dir", "python -m", "`"):
+        assert command_line not in shown
+    assert "Allow Online Access" in shown, "the switch in Blender that allows the download"
+    assert "partpacker.show_details" in operators(record)
+
+
+def test_details_hold_the_whole_error_the_backends_own_words_and_its_traceback(drawn):
+    details = drawn["details_text"][0]["text"]
+    assert "The background-removal model 'u2net' is not downloaded yet" in details
+    assert "nset HF_HUB_OFFLINE, then run `python -m backend download`" in details
+    assert "'weights'" in details
+    assert "Traceback (most recent call last)" in details
+
+
+def test_free_gpu_memory_is_offered_on_a_gpu_backend_only(drawn):
+    assert "partpacker.free_memory" in operators(drawn["on_gpu"])
+    assert "partpacker.free_memory" not in operators(drawn["on_cpu"])
+
+
+def test_the_backend_status_icon_is_no_checkbox(drawn):
+    icons = {entry["icon"] for state in drawn.values() for entry in calls(state, "label")}
+    assert not {icon for icon in icons if icon and icon.startswith("CHECKBOX")}
 
 
 def test_selected_result_panel_shows_its_metadata_and_rerun(drawn):
