@@ -44,6 +44,8 @@ class RecordingLayout:
             result = attribute(*args, **kwargs)
             texts = [a for a in args if isinstance(a, str)]
             entry = {"call": name, "args": texts, "text": kwargs.get("text")}
+            if kwargs.get("heading"):
+                entry["heading"] = kwargs["heading"]
             if name == "label" and kwargs.get("text"):
                 entry["width_px"] = text_width_px(kwargs["text"])
             self._record.append({**entry, "icon": kwargs.get("icon")})
@@ -131,11 +133,25 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     draw("result", panels.PARTPACKER_PT_result.draw)
 
     check = addon.setup.backend_check
+    missing = check.Finding(
+        False,
+        "weights: flow.pt, vae.pt, model.safetensors are missing in /w",
+        "run `python -m backend download`, or point --weights-dir at a folder with them",
+    )
     check.current().report = check.DoctorReport(
-        False, [check.Finding(False, "flow.pt is missing", "download the weights")]
+        False,
+        [
+            check.Finding(True, "backend 0.1.0, python 3.11.7, torch 2.13.0+cpu; device CPU"),
+            check.Finding(False, "device: CUDA was requested but is not available", "choose auto"),
+            missing,
+            missing,
+        ],
     )
     prefs = addon_preferences()
-    draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))
+    everything = addon.preferences.draw_all
+    draw("preferences", lambda panel, context: everything(prefs, panel.layout, context))
+    prefs.weights_source = "FOLDER"  # the findings were about the cache
+    drawn["report_after_switch"] = [{"call": "report", "text": str(check.current().report)}]
     check.current().report = None
     draw_setup_scenarios(addon, draw)
     return drawn

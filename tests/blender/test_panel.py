@@ -119,12 +119,36 @@ def test_selected_result_panel_shows_its_metadata_and_rerun(drawn):
 
 def test_preferences_show_backend_settings_and_the_checks_findings(drawn):
     record = drawn["preferences"]
-    props = {entry["args"][0] for entry in calls(record, "prop")}
-    assert {"backend_python", "device", "weights_source", "keep_loaded_minutes"} <= props
-    assert "partpacker.check_backend" in operators(record)
-    labels = texts(record)
-    assert "flow.pt is missing" in labels
-    assert any("download the weights" in label for label in labels)
+    props = [entry["args"][0] for entry in calls(record, "prop")]
+    assert {"backend_python", "device", "weights_source", "keep_loaded_minutes"} <= set(props)
+    assert props.index("weights_source") < props.index("device"), "setting up comes first"
+    assert operators(record).count("partpacker.check_backend") == 1, "one Check button"
+    labels = " ".join(texts(record))  # wrapped lines run on
+    assert "CUDA was requested but is not available" in labels
+    assert "choose auto" in labels.lower()
+
+
+def test_each_finding_is_shown_once_in_plain_words(drawn):
+    labels = " ".join(texts(drawn["preferences"]))
+    assert labels.count("are missing in /w") == 1, labels
+    for command_line in ("--weights-dir", "python -m", "`"):
+        assert command_line not in labels
+    assert "Download Weights" in labels
+
+
+def test_the_findings_go_when_the_weights_source_changes(drawn):
+    assert drawn["report_after_switch"][0]["text"] == "None"
+
+
+def test_no_settings_heading_sits_beside_a_checkbox(drawn):
+    headings = [e for e in calls(drawn["preferences"], "column") if e.get("heading")]
+    assert headings == []
+
+
+def test_times_in_the_preferences_say_their_unit(addon):
+    properties = addon.preferences.PARTPACKER_AddonPreferences.bl_rna.properties
+    assert "minutes" in properties["keep_loaded_minutes"].name
+    assert "seconds" in properties["hang_timeout"].name
 
 
 # --- The preferences' setup section ---------------------------------------------------------------
@@ -160,8 +184,8 @@ def test_setup_section_shows_progress_and_cancel_while_running(drawn) -> None:
 
 
 def test_setup_section_shows_why_the_last_run_failed(drawn) -> None:
-    labels = texts(drawn["setup_failed"])
-    assert any("No matching distribution found for torch" in text for text in labels), labels
+    labels = " ".join(texts(drawn["setup_failed"]))
+    assert "No matching distribution found for torch" in labels, labels
 
 
 def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
@@ -175,7 +199,8 @@ def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
     assert icons.get("flow.pt") == "CHECKMARK"
     assert icons.get("vae.pt") == "ERROR"
     assert icons.get("model.safetensors") == "QUESTION"
-    labels = texts(record)
-    assert any("vae.pt: truncated" in text for text in labels)
-    assert any("download it again" in text for text in labels)
-    assert "partpacker.check_backend" in operators(record)
+    labels = " ".join(texts(record))
+    assert "/w/vae.pt: truncated" in labels
+    assert "Download it again" in labels
+    assert labels.count("flow.pt") == 1, "a file that is fine is named once, in its row"
+    assert "partpacker.check_backend" not in operators(record), "Check is above, once"
