@@ -58,7 +58,7 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     record = json.loads((Path(metadata["job_folder"]) / "result.json").read_text())
     parts = sorted((o for o in objects_of("robot_7") if o.type == "MESH"), key=lambda o: o.name)
     assert len(parts) == len(record["parts"]) > 0
-    assert [o.name for o in parts] == [f"robot_{p['name']}" for p in record["parts"]]
+    assert [o.name for o in parts] == [f"robot_7_{p['name']}" for p in record["parts"]]
     assert tuple(root.location) == pytest.approx((1.0, -2.0, 0.5))
     assert tuple(root.scale) == pytest.approx((1.5, 1.5, 1.5))
     for obj, part in zip(parts, record["parts"], strict=True):
