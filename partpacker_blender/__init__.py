@@ -8,7 +8,7 @@ import atexit
 
 import bpy
 
-from . import details, notices, operators, preferences, props, session, settings, ui
+from . import details, discarded, notices, operators, preferences, props, session, settings, ui
 from .client import WorkerClient
 from .setup import backend_check
 from .setup import operators as setup_operators
@@ -25,11 +25,14 @@ def register() -> None:
     session.start_session(WorkerClient(settings.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
+    atexit.register(discarded.note_at_exit)  # atexit runs it first: before the job is stopped
     atexit.register(setup_state.current().cancel)
+    discarded.watch(settings.user_folder())
 
 
 def unregister() -> None:
     atexit.unregister(setup_state.current().cancel)
+    atexit.unregister(discarded.note_at_exit)
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
     backend_check.current().report = None
@@ -44,4 +47,7 @@ def unregister() -> None:
 
 @bpy.app.handlers.persistent
 def _on_load_pre(*_args) -> None:
+    task = session.current().task
     session.current().forget_scene_results()
+    if task is not None and task.kind != "unload":
+        notices.remember(f"Opening another file cancelled the {task.kind} job ({task.label})")

@@ -18,6 +18,13 @@ def latest() -> str:
     return _latest
 
 
+def remember(text: str) -> None:
+    """`text` as the panel's notice, without a report (nowhere to show one yet)."""
+    global _latest
+    _latest = text
+    log.info("%s", text)
+
+
 def forget() -> None:
     global _latest
     _latest = ""

@@ -1,0 +1,47 @@
+"""A job that closing Blender discarded (Blender has no quit handler to ask from): said on
+Blender's console as it closes, and in the panel the next time the add-on starts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import notices, session
+
+NOTE_NAME = "discarded_job.json"
+
+_note: Path | None = None
+
+
+def watch(folder: Path) -> None:
+    """Keep the note in `folder` (found now: at exit bpy may be gone), and show the one the
+    last Blender left, once."""
+    global _note
+    _note = folder / NOTE_NAME
+    try:
+        text = json.loads(_note.read_text(encoding="utf-8"))["text"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    _note.unlink(missing_ok=True)
+    notices.remember(f"Last time, {text}")
+
+
+def note_at_exit() -> None:
+    """At interpreter exit, before the worker stops: note the job that is about to be lost."""
+    try:
+        task = session.current().task
+    except RuntimeError:  # the add-on was disabled
+        return
+    if task is None or task.kind == "unload" or _note is None:
+        return
+    stamp = time.strftime("%H:%M")
+    text = (
+        f"Blender closed at {stamp} during the {task.kind} job ({task.label}), which was discarded"
+    )
+    print(f"PartPacker: {text}", file=sys.stderr, flush=True)
+    try:
+        _note.write_text(json.dumps({"text": text}), encoding="utf-8")
+    except OSError as error:
+        print(f"PartPacker: cannot keep that note in {_note}: {error}", file=sys.stderr)
