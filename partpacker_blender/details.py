@@ -23,6 +23,7 @@ def write_details(text_name: str = TEXT_NAME) -> bpy.types.Text | None:
     )
     text = bpy.data.texts.get(text_name) or bpy.data.texts.new(text_name)
     text.from_string(content)
+    text.cursor_set(0)  # from_string leaves the cursor, and so the view, at the end
     return text
 
 
@@ -40,6 +41,7 @@ def show_in_new_window(context: bpy.types.Context, text: bpy.types.Text) -> bool
     area.type = "TEXT_EDITOR"
     area.spaces.active.text = text
     area.spaces.active.show_word_wrap = True
+    area.spaces.active.top = 0
     return True
 
 

@@ -43,7 +43,7 @@ def announce(text: str, level: str = "INFO", operator: bpy.types.Operator | None
     if not windows:
         return  # background mode: the operator that waited reports it
     with bpy.context.temp_override(window=windows[0]):
-        bpy.ops.partpacker.announce(message=text, level=level)
+        bpy.ops.partpacker.announce("INVOKE_DEFAULT", message=text, level=level)
 
 
 def imported_text(part_count: int, seconds: float) -> str:
@@ -52,7 +52,9 @@ def imported_text(part_count: int, seconds: float) -> str:
 
 
 class PARTPACKER_OT_announce(bpy.types.Operator):
-    """Report a message in the status bar"""
+    """Report a message in the status bar. Invoked, it reports from its modal step: the report of
+    an operator that a script calls goes to the script (and the console) only, one made in a
+    modal step to the window manager, which shows it in the status bar."""
 
     bl_idname = "partpacker.announce"
     bl_label = "Announce"
@@ -64,6 +66,18 @@ class PARTPACKER_OT_announce(bpy.types.Operator):
         items=(("INFO", "Info", ""), ("WARNING", "Warning", "")),
         options={"SKIP_SAVE"},
     )
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        manager = context.window_manager
+        self._timer = manager.event_timer_add(0.01, window=context.window)
+        manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self.execute(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         self.report({self.level}, self.message)
