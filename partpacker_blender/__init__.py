@@ -25,14 +25,15 @@ def register() -> None:
     session.start_session(WorkerClient(settings.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
-    atexit.register(discarded.note_at_exit)  # atexit runs it first: before the job is stopped
+    atexit.register(discarded.note_running_job)  # atexit runs it first: before the job is stopped
     atexit.register(setup_state.current().cancel)
     discarded.watch(settings.user_folder())
 
 
 def unregister() -> None:
     atexit.unregister(setup_state.current().cancel)
-    atexit.unregister(discarded.note_at_exit)
+    discarded.note_running_job()  # Blender may disable every add-on as it quits: this runs then
+    atexit.unregister(discarded.note_running_job)
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
     backend_check.current().report = None

@@ -1,5 +1,6 @@
 """A job that closing Blender discarded (Blender has no quit handler to ask from): said on
-Blender's console as it closes, and in the panel the next time the add-on starts."""
+Blender's console as it closes, and in the panel the next time the add-on starts. Noted when the
+add-on is disabled (by hand, or by Blender as it quits) or else at interpreter exit."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def watch(folder: Path) -> None:
     notices.remember(f"Last time, {text}")
 
 
-def note_at_exit() -> None:
-    """At interpreter exit, before the worker stops: note the job that is about to be lost."""
+def note_running_job() -> None:
+    """As the add-on stops, before its worker does: note the job that is about to be lost."""
     try:
         task = session.current().task
     except RuntimeError:  # the add-on was disabled
@@ -38,9 +39,10 @@ def note_at_exit() -> None:
         return
     stamp = time.strftime("%H:%M")
     text = (
-        f"Blender closed at {stamp} during the {task.kind} job ({task.label}), which was discarded"
+        f"PartPacker stopped at {stamp} (Blender closed, or the add-on was disabled) during the "
+        f"{task.kind} job ({task.label}), which was discarded"
     )
-    print(f"PartPacker: {text}", file=sys.stderr, flush=True)
+    print(text, file=sys.stderr, flush=True)
     try:
         _note.write_text(json.dumps({"text": text}), encoding="utf-8")
     except OSError as error:

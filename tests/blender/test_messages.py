@@ -110,15 +110,15 @@ def test_a_job_discarded_at_exit_is_noted_and_told_at_the_next_start(addon, tmp_
     current = session.current()
     current.task = session.Task("generate", "robot", "Scene", 0)
     try:
-        discarded.note_at_exit()
+        discarded.note_running_job()
     finally:
         current.task = None
     note = json.loads((tmp_path / "discarded_job.json").read_text())
     assert "generate job (robot)" in note["text"] and "discarded" in note["text"]
     addon.notices.forget()
     discarded.watch(tmp_path)  # the next start
-    assert addon.notices.latest().startswith("Last time, Blender closed")
+    assert addon.notices.latest().startswith("Last time, PartPacker stopped")
     assert not (tmp_path / "discarded_job.json").exists(), "told once"
-    discarded.note_at_exit()  # nothing running: no note
+    discarded.note_running_job()  # nothing running: no note
     assert not (tmp_path / "discarded_job.json").exists()
     discarded.watch(addon.settings.user_folder())

@@ -79,11 +79,11 @@ def next_start(quit_run, blender_user, default_scene, scenario_settings) -> dict
 
 def test_quitting_during_a_job_says_on_the_console_that_it_was_discarded(quit_run, blender_user):
     log = (blender_user.folder / "quit_during_job" / "blender.log").read_text(errors="replace")
-    (line,) = [line for line in log.splitlines() if line.startswith("PartPacker: Blender closed")]
+    (line,) = [line for line in log.splitlines() if line.startswith("PartPacker stopped")]
     assert "generate job (robot)" in line and "discarded" in line
 
 
 def test_the_next_start_tells_in_the_panel_that_the_job_was_discarded(next_start):
     told = messages(drawn(next_start["checkpoints"]["started"]))
-    assert "Last time, Blender closed" in told.get("INFO", ""), told
+    assert "Last time, PartPacker stopped" in told.get("INFO", ""), told
     assert "generate job (robot)" in told["INFO"] and "discarded" in told["INFO"]
