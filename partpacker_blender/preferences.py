@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 
 def _findings_outdated(_prefs, _context: bpy.types.Context) -> None:
     """The backend or its weights changed: the last check's findings are about the old ones, so
-    they go and the check runs again."""
+    they go and the check runs again (not when the change makes them true: setup points the
+    preference at the Python it has just checked)."""
     check = backend_check.current()
     if check.report is None:
+        return
+    if backend_check.doctor_command(worker_settings()) == check.checked_command:
         return
     check.report = None
     if not bpy.app.background and not bpy.app.timers.is_registered(_check_again):
