@@ -41,6 +41,7 @@ def show_in_new_window(context: bpy.types.Context, text: bpy.types.Text) -> bool
     area.type = "TEXT_EDITOR"
     area.spaces.active.text = text
     area.spaces.active.show_word_wrap = True
+    area.spaces.active.show_syntax_highlight = False  # prose, not Python
     area.spaces.active.top = 0
     return True
 

@@ -84,16 +84,10 @@ def stage_name(stage: str) -> str:
 def details_text(code: str, message: str, hint: str, traceback: str, backend_log: str) -> str:
     """Everything known about an error, unabridged, for the Details text."""
     shown_message, shown_hint = user_error(code, message, hint)
-    sections = [
-        "PartPacker: what went wrong",
-        "",
-        shown_message,
-        shown_hint,
-        "",
-        f"The backend's own words (code {code!r}):",
-        sentence(message),
-        sentence(hint),
-    ]
+    sections = ["PartPacker: what went wrong", "", shown_message, shown_hint]
+    if (shown_message, shown_hint) != (sentence(message), sentence(hint)):
+        sections += ["", "The backend's own words:", sentence(message), sentence(hint)]
+    sections += ["", f"Error code: {code}"]
     if traceback.strip():
         sections += ["", "Traceback:", traceback.rstrip()]
     sections += ["", "The backend's last output:", backend_log.rstrip() or "(none)"]

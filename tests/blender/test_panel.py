@@ -94,7 +94,7 @@ def test_details_hold_the_whole_error_the_backends_own_words_and_its_traceback(d
     details = drawn["details_text"][0]["text"]
     assert "The background-removal model 'u2net' is not downloaded yet" in details
     assert "nset HF_HUB_OFFLINE, then run `python -m backend download`" in details
-    assert "'weights'" in details
+    assert "Error code: weights" in details
     assert "Traceback (most recent call last)" in details
 
 

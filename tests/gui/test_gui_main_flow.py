@@ -178,7 +178,7 @@ def test_details_open_the_whole_error_in_a_text_window(seen):
     assert details["name"] == "PartPacker Details"
     assert "fully transparent: its alpha channel is 0 everywhere" in details["content"]
     assert "without an alpha channel" in details["content"]
-    assert "bad_input" in details["content"]
+    assert "Error code: bad_input" in details["content"]
     assert "last output" in details["content"]
 
 
