@@ -1,6 +1,7 @@
-"""Parts arrays -> Blender objects: one mesh object per part under one Empty, in one undo step.
-The result arrives selected, its Empty active, beside what already stands at its spot, and named
-so that no two results share a name (robot_7, robot_7-2; their parts robot_7_part_000...).
+"""Parts (parts.npz, or a GLB: ours or the public Space's) -> Blender objects: one mesh object
+per part under one Empty, in one undo step. The result arrives selected, its Empty active, beside
+what already stands at its spot, and named so that no two results share a name (robot_7,
+robot_7-2; their parts robot_7_part_000...).
 
 Callable from any script without operators:
 
@@ -18,6 +19,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from .glb_file import read_glb
 from .parts_file import Part, read_parts
 from .placement import Box, free_spot
 
@@ -44,7 +46,7 @@ class ImportedParts:
 
 
 def import_parts(
-    npz_path: Path,
+    parts_path: Path,
     scene: bpy.types.Scene,
     *,
     stem: str,
@@ -52,10 +54,11 @@ def import_parts(
     options: ImportOptions | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> ImportedParts:
-    """Read and check `npz_path`, then build the objects in `scene`.
+    """Read and check `parts_path` (a .npz or a .glb), then build the objects in `scene`.
 
     Nothing is created when the file is invalid (parts_file.PartsFileError)."""
-    parts = read_parts(Path(npz_path))
+    parts_path = Path(parts_path)
+    parts = read_glb(parts_path) if parts_path.suffix == ".glb" else read_parts(parts_path)
     options = options or ImportOptions()
     view_layer = _view_layer_of(scene)
     name = unused_name(stem if seed is None else f"{stem}_{seed}", [p.name for p in parts])
@@ -217,7 +220,8 @@ def _make_part_object(
     obj = bpy.data.objects.new(name, mesh)
     obj.location = centre.tolist()
     obj.parent = root
-    obj[ROOT_KEY + "_volume"] = part.volume
+    if part.volume is not None:
+        obj[ROOT_KEY + "_volume"] = part.volume
     collection.objects.link(obj)
     return obj
 

@@ -9,6 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .messages import plain_words
 from .problems import sentence
+from .remote_preferences import RemoteBackendPreferences, draw_backend_choice
 from .settings import BACKEND_PYTHON_ENV, environment_dir, get_preferences, worker_settings
 from .setup import backend_check, state
 from .setup.backend_check import DoctorReport, Finding
@@ -46,7 +47,7 @@ def _check_again() -> None:
         log.info("the backend check did not start: %s", error)
 
 
-class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
+class PARTPACKER_AddonPreferences(RemoteBackendPreferences, bpy.types.AddonPreferences):
     bl_idname = __package__
 
     backend_python: StringProperty(
@@ -132,8 +133,11 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
 def draw_all(
     prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout, context: bpy.types.Context
 ) -> None:
-    """Setting up first (the backend's environment, the weights), then the check, then how the
-    backend runs."""
+    """Where to generate, then setting up (the backend's environment, the weights), then the
+    check, then how the backend runs."""
+    choice = layout.box().column()
+    choice.use_property_split = True
+    draw_backend_choice(prefs, choice)
     draw_setup(layout, context)
     draw_backend_check(layout, context)
     draw_preferences(prefs, layout)

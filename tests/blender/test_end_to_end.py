@@ -107,9 +107,9 @@ def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
     # Freeze the worker so that the cancel surely arrives mid-sampling.
-    os.kill(backend.client.hello.pid, signal.SIGSTOP)
+    os.kill(backend.client.local.hello.pid, signal.SIGSTOP)
     assert bpy.ops.partpacker.cancel() == {"FINISHED"}
-    os.kill(backend.client.hello.pid, signal.SIGCONT)
+    os.kill(backend.client.local.hello.pid, signal.SIGCONT)
     backend.wait(task)
     assert task.error is not None and task.error.code == "cancelled"
     assert backend.last_error is None
@@ -139,14 +139,14 @@ def test_loading_a_file_mid_job_cancels_it_and_imports_nothing(addon, backend):
 def test_a_killed_worker_is_reported_and_the_next_job_starts_a_fresh_one(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    killed = backend.client.hello.pid
+    killed = backend.client.local.hello.pid
     os.kill(killed, signal.SIGKILL)
     backend.wait(task)
     assert task.error.code == "worker_died"
     assert backend.last_error is task.error
     assert not bpy.data.objects
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
-    assert backend.client.hello.pid != killed
+    assert backend.client.local.hello.pid != killed
     assert backend.last_error is None
 
 
@@ -154,7 +154,7 @@ def test_a_hung_worker_is_stopped_and_reported(addon, backend, prefs):
     prefs.hang_timeout = 2  # applies to the next job, without restarting the worker
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    frozen = backend.client.hello.pid
+    frozen = backend.client.local.hello.pid
     os.kill(frozen, signal.SIGSTOP)
     backend.wait(task)
     assert task.error.code == "worker_hung"
@@ -219,7 +219,7 @@ def test_python_api_refuses_unknown_parameters_and_raises_what_the_backend_said(
 def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    pid = backend.client.hello.pid
+    pid = backend.client.local.hello.pid
     disable_addon()
     try:
         assert task.error is not None and task.error.is_cancellation
