@@ -47,15 +47,22 @@ def wrap(text: str, room: float, measure: Callable[[str], float]) -> list[str]:
         if line:
             lines.append(line)
         while measure(word) > room and len(word) > 1:
-            cut = 1
-            while cut < len(word) - 1 and measure(word[: cut + 1]) <= room:
-                cut += 1
+            cut = _longest_fitting(word, room, measure)
+            slash = word.rfind("/", 0, cut)
+            cut = slash + 1 if slash > 0 else cut  # a path or address breaks after a "/"
             lines.append(word[:cut])
             word = word[cut:]
         line = word
     if line:
         lines.append(line)
     return lines
+
+
+def _longest_fitting(word: str, room: float, measure: Callable[[str], float]) -> int:
+    cut = 1
+    while cut < len(word) - 1 and measure(word[: cut + 1]) <= room:
+        cut += 1
+    return cut
 
 
 def draw_wrapped(

@@ -118,7 +118,7 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     drawn["room"] = [{"call": "room", "text": addon.ui_text.room_for_text(context)}]
 
     hello = client.Hello(1, "0.1.0", "cuda", "NVIDIA H100", "bfloat16", None, None)
-    client_of_session = session.client
+    client_of_session = session.client.local  # the worker behind the backend switch
     client_of_session.hello = hello
     draw("on_gpu", panels.PARTPACKER_PT_main.draw)
     client_of_session.hello = client.Hello(1, "0.1.0", "cpu", "CPU", "float32", None, None)

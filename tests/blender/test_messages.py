@@ -95,6 +95,11 @@ def test_wrapping_keeps_every_word_and_every_line_within_the_width(addon):
     long_path = "/very/long/" + "x" * 70 + "/robot.png"
     pieces = ui_text.wrap(long_path, 30, measure)
     assert "".join(pieces) == long_path and all(len(p) <= 30 for p in pieces)
+    assert ui_text.wrap("server http://gpu-box.example:7860/jobs", 26, measure) == [
+        "server",
+        "http://",
+        "gpu-box.example:7860/jobs",
+    ]
     assert ui_text.wrap("", 30, measure) == []
 
 
