@@ -184,10 +184,12 @@ def settings_arguments() -> ArgumentParser:
     )
     group.add_argument(
         "--decode-strategy",
-        default="surface",
+        default="exact",
         metavar="NAME",
-        help="surface (default: refines only near the surface, fewer queries) or hierarchical "
-        "(the official coarse-to-fine decoder, query for query)",
+        help="exact (default: the official coarse-to-fine decoder's grid, no point queried "
+        "twice), hierarchical (the official decoder, query for query), fast (a narrower band at "
+        "the finest level, fewer queries: may differ from the official mesh) or dense (every "
+        "grid point)",
     )
     return parent
 

@@ -19,13 +19,11 @@ import torch
 
 from . import __version__
 from .decoding import (
-    COARSE_TO_FINE,
-    DEFAULT_CHUNK_SIZE,
-    MIN_RESOLUTION,
-    Field,
-    grid_levels,
-    vae_field,
-    vae_fields,
+    DEFAULT_STRATEGY,
+    decode_steps,
+    decode_volumes,
+    query_chunk_size,
+    strategy_named,
 )
 from .device import Placement, choose_placement
 from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError
@@ -41,9 +39,6 @@ from .weight_cache import load_weights_cached
 from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
-
-LOW_MEMORY_QUERY_BYTES = 2 << 30
-"""Device memory for one VAE query chunk in low-memory mode."""
 
 
 @dataclass(frozen=True)
@@ -71,26 +66,14 @@ class PipelineSettings:
     """Keep each network in host memory except while it runs (DINOv2, then the DiT, then the
     VAE), and bound the query chunks: the peak is about the largest network, ~3 GB in bf16,
     for some seconds of transfers per job."""
-    decode_strategy: str = "surface"
-    """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
-    (the official coarse-to-fine decoder, query for query)."""
-    query_chunk_size: int | None = None
-    """Points per VAE query; None sizes chunks from free device memory."""
-    reuse_query_context: bool = True
-    """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
-    decode_volumes_together: bool = True
-    """Run the VAE's decoder over both volumes' latents as one batch (False: one after the other,
-    as official)."""
+    decode_strategy: str = DEFAULT_STRATEGY
+    """A name of backend.decoding.STRATEGIES."""
     compile_dit: bool = False
     """Run the DiT through torch.compile: fused kernels for every later step, but the first job
     pays the compilation (tens of seconds, again for each new batch shape)."""
 
     def __post_init__(self) -> None:
-        if self.decode_strategy not in COARSE_TO_FINE:
-            raise BadInputError(
-                f"unknown decode strategy {self.decode_strategy!r}",
-                f"choose one of {', '.join(COARSE_TO_FINE)}",
-            )
+        strategy_named(self.decode_strategy)  # an unknown name is bad input before any job
 
 
 @dataclass(frozen=True)
@@ -355,38 +338,13 @@ class PartPackerPipeline:
     def _decode(
         self, vae: VAE, latent: torch.Tensor, resolution: int, clock: StageClock
     ) -> list[np.ndarray]:
-        levels = len(grid_levels(resolution, MIN_RESOLUTION))
-        volumes = latent.chunk(2, dim=1)
-        decode = COARSE_TO_FINE[self.settings.decode_strategy]
-        total = levels * len(volumes)
-        grids = []
-        with clock.stage("decode", total) as step:
-            fields = self._fields(vae, volumes)
-            chunk_size = self.settings.query_chunk_size or query_chunk_size(
-                self.placement, self.configs.vae, self.settings.low_memory
+        strategy = strategy_named(self.settings.decode_strategy)
+        with clock.stage("decode", decode_steps(strategy, resolution)) as step:
+            settings = self.settings
+            chunk_size = query_chunk_size(self.placement, self.configs.vae, settings.low_memory)
+            return decode_volumes(
+                vae, latent, resolution, strategy, chunk_size, step, clock.should_cancel
             )
-            for index, field in enumerate(fields):
-
-                def on_level(done: int, _: int, first: int = index * levels) -> None:
-                    step(first + done, total)
-
-                grid = decode(
-                    field,
-                    resolution,
-                    MIN_RESOLUTION,
-                    chunk_size,
-                    self.placement.device,
-                    on_level=on_level,
-                    should_cancel=clock.should_cancel,
-                )
-                grids.append(grid.cpu().numpy())
-        return grids
-
-    def _fields(self, vae: VAE, volumes: tuple[torch.Tensor, ...]) -> list[Field]:
-        reuse = self.settings.reuse_query_context
-        if self.settings.decode_volumes_together:
-            return vae_fields(vae, torch.cat(volumes), reuse)
-        return [vae_field(vae, volume, reuse) for volume in volumes]
 
     def _record(
         self,
@@ -433,19 +391,6 @@ def checkpoints(models: Models, files: WeightFiles) -> list[tuple[torch.nn.Modul
         (models.dit, files.flow, "dit."),
         (models.vae, files.vae, ""),
     ]
-
-
-def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
-    """As many points per query as fit in half the free device memory (at most
-    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and 2^20. Per point:
-    the query's activations, and attention scores in case no fused kernel runs."""
-    if placement.device.type != "cuda":
-        return DEFAULT_CHUNK_SIZE  # CPU attention runs unfused: bigger chunks only cost memory
-    free, _ = torch.cuda.mem_get_info(placement.device)
-    budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
-    activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
-    scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), 1 << 20))
 
 
 def part_summary(part: Part) -> dict[str, Any]:

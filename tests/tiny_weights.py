@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.decoding import linspace_points, vae_field
+from backend.decoding import linspace_points, vae_fields
 from backend.models import (
     VAE,
     DINOv2,
@@ -98,7 +98,7 @@ def shape_vae_field(vae: VAE, latents: list[torch.Tensor]) -> None:
         vae.proj_out.weight.mul_(10)
         vae.proj_out.bias.zero_()
         points = linspace_points(16, vae.proj_out.weight.device)
-        values = torch.cat([vae_field(vae, latent)(points) for latent in latents])
+        values = torch.cat([vae_fields(vae, latent)[0](points) for latent in latents])
         vae.proj_out.bias.fill_(-values.quantile(1 - INSIDE_FRACTION).item())
 
 

@@ -95,7 +95,8 @@ def test_cancel_mid_stage(tiny_pipeline, object_image: Path, tmp_path: Path, sta
     with pytest.raises(Cancelled):
         tiny_pipeline.generate(object_image, tmp_path, params, seen.append, cancel_once_in_stage)
     steps_in_stage = [event.step for event in seen if event.stage == stage]
-    assert steps_in_stage and max(steps_in_stage) < (8 if stage == "sample" else 2)
+    # decode: 100 steps per level, moving chunk by chunk; stopped within the first level
+    assert steps_in_stage and max(steps_in_stage) < (8 if stage == "sample" else 100)
     assert "export" not in {event.stage for event in seen}
 
 
