@@ -8,7 +8,18 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, remote_preferences, session, settings, ui
+from . import (
+    details,
+    discarded,
+    notices,
+    operators,
+    preferences,
+    props,
+    remote_preferences,
+    session,
+    settings,
+    ui,
+)
 from .client import WorkerClient
 from .client.remote import RemoteClient
 from .client.switch import BackendSwitch
@@ -30,6 +41,8 @@ MODULES = (
     props,
     preferences,
     operators,
+    details,
+    notices,
     setup_operators,
     ui,
     parts_props,
@@ -54,11 +67,15 @@ def register() -> None:
     session.start_session(BackendSwitch(local, remote, remote_preferences.uses_remote))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     atexit.register(session.stop_worker)  # no child process outlives Blender
+    atexit.register(discarded.note_running_job)  # atexit runs it first: before the job is stopped
     atexit.register(setup_state.current().cancel)
+    discarded.watch(settings.user_folder())
 
 
 def unregister() -> None:
     atexit.unregister(setup_state.current().cancel)
+    discarded.note_running_job()  # Blender may disable every add-on as it quits: this runs then
+    atexit.unregister(discarded.note_running_job)
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
     backend_check.current().report = None
@@ -75,4 +92,7 @@ def unregister() -> None:
 
 @bpy.app.handlers.persistent
 def _on_load_pre(*_args) -> None:
+    task = session.current().task
     session.current().forget_scene_results()
+    if task is not None and task.kind != "unload":
+        notices.remember(f"Opening another file cancelled the {task.kind} job ({task.label})")

@@ -67,7 +67,7 @@ def test_the_result_is_the_servers_parts_with_where_they_came_from(seen, server)
     with np.load(jobs[0] / "parts.npz") as made:
         names = made["names"].tolist()
     children = sorted(name for name, obj in objects.items() if obj["parent"] == "robot_5")
-    assert children == sorted(f"robot_{name}" for name in names)
+    assert children == sorted(f"robot_5_{name}" for name in names)
     assert seen["screenshots"] == ["remote_result.png", "remote_sampling.png"]
 
 
