@@ -7,13 +7,13 @@ import bpy
 from bpy.props import StringProperty
 
 from . import api, session
-from .client import BackendUnavailable, BusyError, WorkerState
+from .client import BackendUnavailable, BusyError, WorkerState, check_backend_files
 from .generation import input_image, preview_path, start_generation
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
 from .job_folder import JobFolderError
 from .parts_file import PartsFileError
-from .problems import report_problem
+from .problems import described, report_problem
 from .props import (
     GENERATION_PARAMETERS,
     MAX_SEED,
@@ -22,6 +22,21 @@ from .props import (
     generation_properties,
     output_properties,
 )
+from .settings import worker_settings
+
+
+def can_start_job(cls, context: bpy.types.Context) -> bool:
+    """An operator's poll: False, with the reason shown, while a job runs or while the backend
+    is not set up (a check of two files: poll runs at every redraw)."""
+    if session.current().task is not None:
+        cls.poll_message_set("A job is running: wait for it to finish or cancel it")
+        return False
+    try:
+        check_backend_files(worker_settings(context))
+    except BackendUnavailable as error:
+        cls.poll_message_set(described(error.message, error.hint))
+        return False
+    return True
 
 
 def _run_task(operator: bpy.types.Operator, start) -> set[str]:
@@ -65,6 +80,10 @@ class PARTPACKER_OT_generate(bpy.types.Operator):
         **output_properties(options=SCRIPT_ONLY),
     }
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return can_start_job(cls, context)
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         names = ("image_path", *GENERATION_PARAMETERS, *OUTPUT_OPTIONS)
         given = {n: getattr(self, n) for n in names if self.properties.is_property_set(n)}
@@ -76,6 +95,10 @@ class PARTPACKER_OT_prepare(bpy.types.Operator):
 
     bl_idname = "partpacker.prepare"
     bl_label = "Prepare"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return can_start_job(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         def start() -> session.Task:
@@ -134,7 +157,7 @@ class PARTPACKER_OT_rerun(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return find_result_root(context.active_object) is not None
+        return find_result_root(context.active_object) is not None and can_start_job(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         root = find_result_root(context.active_object)
@@ -151,6 +174,7 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
 
     bl_idname = "partpacker.import_folder"
     bl_label = "Import Job Folder"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
 
     directory: StringProperty(subtype="DIR_PATH", options=SCRIPT_ONLY)
 
@@ -166,6 +190,17 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PARTPACKER_OT_show_preferences(bpy.types.Operator):
+    """Open the add-on's preferences, where the backend is set up"""
+
+    bl_idname = "partpacker.show_preferences"
+    bl_label = "Set Up Backend..."
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        bpy.ops.preferences.addon_show(module=__package__)
+        return {"FINISHED"}
+
+
 CLASSES = (
     PARTPACKER_OT_generate,
     PARTPACKER_OT_prepare,
@@ -174,4 +209,5 @@ CLASSES = (
     PARTPACKER_OT_free_memory,
     PARTPACKER_OT_rerun,
     PARTPACKER_OT_import_folder,
+    PARTPACKER_OT_show_preferences,
 )

@@ -87,8 +87,10 @@ class Session:
     def tick(self) -> float | None:
         shown = (self.client.state, self.task)
         interval = self.client.poll()
-        if self.task is not None or (self.client.state, self.task) != shown:
-            timers.redraw("VIEW_3D")  # progress to show, or the panel's status changed
+        if shown[1] is not None and self.task is None:
+            timers.redraw()  # a job ended: its result (or nothing) everywhere, the panel's state
+        elif self.task is not None or self.client.state != shown[0]:
+            timers.redraw_sidebar()  # progress to show, or the backend's status changed
         return interval
 
     def wait(self, task: Task) -> None:

@@ -18,6 +18,13 @@ def get_preferences(context: bpy.types.Context | None = None) -> bpy.types.Addon
     return (context or bpy.context).preferences.addons[__package__].preferences
 
 
+def save_preference(name: str, value: object) -> None:
+    """Set a preference from code and have it saved as a user's own edit is (Blender saves
+    changed preferences at exit, or with Save Preferences)."""
+    setattr(get_preferences(), name, value)
+    bpy.context.preferences.is_dirty = True
+
+
 def backend_root() -> Path:
     """The folder holding the `backend` package: `worker/` in the packaged extension (build.py's
     BACKEND_FOLDER, apart from the add-on's own modules), else a development checkout's root."""

@@ -25,8 +25,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     client = session.current().client
     state = client.state
     if state is WorkerState.STOPPED:
-        settings = worker_settings(context)
-        if settings.python is None or not settings.python.is_file():
+        if not backend_set_up(context):
             return "Backend not set up (see Preferences)", "ERROR"
         return "Backend stopped: starts with the next job", "CHECKBOX_DEHLT"
     if state is WorkerState.STARTING:
@@ -35,6 +34,11 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     if state is WorkerState.BUSY:
         return f"Busy on {device}", "SORTTIME"
     return f"Ready on {device}", "CHECKMARK"
+
+
+def backend_set_up(context: bpy.types.Context) -> bool:
+    python = worker_settings(context).python
+    return python is not None and python.is_file()
 
 
 def task_progress(task: session.Task) -> tuple[float, str]:
@@ -81,6 +85,8 @@ def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) 
     row = layout.row(align=True)
     row.label(text=text, icon=icon)
     row.operator("partpacker.free_memory", text="", icon="TRASH")
+    if not backend_set_up(context):
+        layout.operator("partpacker.show_preferences", icon="PREFERENCES")
 
 
 class SidebarPanel:

@@ -13,7 +13,7 @@ import bpy
 from .. import session
 from ..client import WorkerState
 from ..problems import Problem
-from ..settings import backend_root, environment_dir, get_preferences, worker_settings
+from ..settings import backend_root, environment_dir, save_preference, worker_settings
 from . import backend_check, state
 from .environment import backend_constraints, backend_requirements
 from .planning import EnvironmentSetup, SetupRequest, WorkerAction, worker_action
@@ -24,7 +24,7 @@ OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
 
 
 def use_backend_python(python: Path) -> None:
-    get_preferences().backend_python = str(python)
+    save_preference("backend_python", str(python))
     backend_check.current().start(python)
 
 
@@ -90,7 +90,7 @@ def start_using_python(path: Path) -> None:
         return [check.step(dataclasses.replace(settings, python=checked[0].executable))]
 
     def keep(_run: StepRunner) -> None:
-        get_preferences().backend_python = str(checked[0].executable)
+        save_preference("backend_python", str(checked[0].executable))
 
     state.current().start([Planning("Check the Python", plan)], keep)
 

@@ -53,6 +53,14 @@ def process_gone(pid: int) -> bool:
     return False
 
 
+def gone_soon(pid: int, timeout: float = 20.0) -> bool:
+    """Whether the process ends within `timeout` (a worker stopped in the background)."""
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process_gone(pid)
+
+
 def test_another_protocol_version_is_refused(addon, tmp_path):
     root = stand_in_backend(
         tmp_path,
@@ -153,8 +161,9 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
     outcomes = []
     job.on_done = outcomes.append
     client.stop()
+    assert outcomes[0].cancelled, "at once, while the worker is ended in the background"
+    addon.child_process.finish_stopping()  # as Blender's exit does
     assert process_gone(pid)
-    assert outcomes[0].cancelled
 
 
 def test_no_backend_python_means_not_set_up(addon, tmp_path):
@@ -203,7 +212,7 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
         time.sleep(0.05)
     assert addon.client.WorkerState.READY in states
     assert client.state is addon.client.WorkerState.STOPPED
-    assert process_gone(pid)
+    assert gone_soon(pid)
 
 
 def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monkeypatch):
@@ -230,3 +239,98 @@ def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monke
     assert environment["PYTHONPATH"] == str(root)
     assert environment["HF_HUB_OFFLINE"] == "1"
     assert environment["PYTHONDONTWRITEBYTECODE"] == "1"
+
+
+HELLO_THEN_READ = """
+import json, sys
+def say(**event):
+    print(json.dumps(event), flush=True)
+say(event="hello", protocol=1, device_name="CPU")
+for line in sys.stdin:
+    request = json.loads(line)
+"""
+"""A stand-in worker's start: hello, then each request as `request`, answered by the lines
+that follow it (indented as the loop's body)."""
+
+
+def until_ready(client, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.hello is None and time.monotonic() < deadline:
+        client.poll()
+        time.sleep(0.02)
+    assert client.hello is not None, "the stand-in said hello"
+
+
+def test_a_cancel_the_worker_does_not_answer_stops_it_and_ends_the_job_as_cancelled(
+    addon, tmp_path
+):
+    root = stand_in_backend(tmp_path, HELLO_THEN_READ + indented("pass  # never answers"), True)
+    client = addon.client.WorkerClient(lambda: settings(addon, root, cancel_grace=0.3))
+    job = client.submit("generate", {})
+    until_ready(client)
+    pid = started_pid(root)
+    assert client.cancel()
+    outcome = finish(client, job)
+    assert outcome.cancelled, outcome.error
+    assert "did not stop the job" in outcome.error.message
+    assert process_gone(pid)
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
+def test_a_slow_job_that_keeps_reporting_progress_is_not_taken_for_hung(addon, tmp_path):
+    body = """
+        if request["type"] == "generate":
+            import time
+            for step in range(15):  # 1.5 s in all, three times the hang timeout
+                say(event="progress", id=request["id"], stage="decode", step=step, total=15)
+                time.sleep(0.1)
+            say(event="result", id=request["id"], output_dir="x")
+    """
+    root = stand_in_backend(tmp_path, HELLO_THEN_READ + indented(body))
+    client = addon.client.WorkerClient(lambda: settings(addon, root, hang_timeout=0.5))
+    outcome = finish(client, client.submit("generate", {}))
+    assert outcome.error is None, outcome.error
+    assert outcome.result == {"output_dir": "x"}
+    client.stop()
+
+
+def test_a_job_with_new_settings_does_not_wait_for_the_old_worker_to_exit(addon, tmp_path):
+    """The old worker ignores the end of its input and SIGTERM: stopping it takes the stop
+    timeout twice, then SIGKILL. submit() leaves that to the background and goes on."""
+    main = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    main += HELLO_THEN_READ + indented('say(event="result", id=request["id"])')
+    main += "time.sleep(60)  # after the end of its input\n"
+    root = stand_in_backend(tmp_path, main, write_pid=True)
+    device = ["cpu"]
+    client = addon.client.WorkerClient(
+        lambda: settings(addon, root, device=device[0], stop_timeout=1.0)
+    )
+    assert finish(client, client.submit("status", {})).error is None
+    old = started_pid(root)
+    device[0] = "cuda"  # another launch command: the next job needs a new worker
+    job = client.submit("status", {})
+    assert not process_gone(old), "submit() returned before the old worker could be ended"
+    assert finish(client, job).error is None
+    assert started_pid(root) != old
+    assert gone_soon(old), "ended in the background"
+    client.stop()
+
+
+def test_a_line_too_long_to_read_stops_the_worker_with_a_protocol_error(addon, tmp_path):
+    body = """
+        print("x" * 20_000_000, flush=True)  # a runaway line, 20 MB
+    """
+    root = stand_in_backend(tmp_path, HELLO_THEN_READ + indented(body), write_pid=True)
+    client = addon.client.WorkerClient(lambda: settings(addon, root))
+    job = client.submit("generate", {})
+    pid = started_pid(root)
+    outcome = finish(client, job)
+    assert outcome.error.code == "protocol"
+    assert "20 MB" in outcome.error.message
+    assert process_gone(pid)
+    assert client.state is addon.client.WorkerState.STOPPED
+
+
+def indented(body: str) -> str:
+    """A stand-in's request handling, as the body of HELLO_THEN_READ's loop."""
+    return textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", " " * 4)
