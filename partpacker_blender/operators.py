@@ -29,7 +29,7 @@ def can_start_job(cls, context: bpy.types.Context) -> bool:
     """An operator's poll: False, with the reason shown, while a job runs or while the backend
     is not set up (a check of two files: poll runs at every redraw)."""
     if session.current().task is not None:
-        cls.poll_message_set("A job is running: wait for it to finish or cancel it")
+        cls.poll_message_set("A job is already running: wait for it to finish or cancel it")
         return False
     try:
         check_backend_files(worker_settings(context))

@@ -17,6 +17,7 @@ from typing import Any
 import bpy
 
 from . import timers
+from .child_process import finish_stopping
 from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
 from .job_folder import JobFolderError, import_job_folder
@@ -213,6 +214,7 @@ def stop_worker() -> None:
     """At interpreter exit: no orphan worker, whatever state Blender is in."""
     if _SESSION is not None:
         _SESSION.client.stop("Blender is closing")
+    finish_stopping()
 
 
 def ensure_polling() -> None:
