@@ -8,7 +8,7 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, session, settings, ui
+from . import operators, preferences, props, result_paths, session, settings, ui
 from .client import WorkerClient
 from .setup import backend_check
 from .setup import operators as setup_operators
@@ -24,6 +24,8 @@ def register() -> None:
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
     session.start_session(WorkerClient(settings.worker_settings))
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    bpy.app.handlers.save_pre.append(result_paths.before_save)
+    bpy.app.handlers.save_post.append(result_paths.after_save)
     atexit.register(session.stop_worker)  # no child process outlives Blender
     atexit.register(setup_state.current().cancel)
 
@@ -33,8 +35,13 @@ def unregister() -> None:
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
     backend_check.current().report = None
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for handlers, handler in (
+        (bpy.app.handlers.load_pre, _on_load_pre),
+        (bpy.app.handlers.save_pre, result_paths.before_save),
+        (bpy.app.handlers.save_post, result_paths.after_save),
+    ):
+        if handler in handlers:
+            handlers.remove(handler)
     session.end_session()
     del bpy.types.Scene.partpacker
     for module in reversed(MODULES):

@@ -8,7 +8,7 @@ from bpy.props import StringProperty
 
 from . import api, session
 from .client import BackendUnavailable, BusyError, WorkerState, check_backend_files
-from .generation import input_image, preview_path, start_generation
+from .generation import start_generation, start_preparing
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
 from .job_folder import JobFolderError
@@ -101,11 +101,7 @@ class PARTPACKER_OT_prepare(bpy.types.Operator):
         return can_start_job(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        def start() -> session.Task:
-            image, stem = input_image(context.scene.partpacker)
-            return session.current().start_prepare(image, preview_path(stem), context.scene.name)
-
-        return _run_task(self, start)
+        return _run_task(self, lambda: start_preparing(context))
 
 
 class PARTPACKER_OT_cancel(bpy.types.Operator):

@@ -22,6 +22,7 @@ from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
 from .job_folder import JobFolderError, import_job_folder
 from .parts_file import PartsFileError
+from .result_paths import stored_path
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +181,8 @@ def load_preview(path: Path) -> bpy.types.Image:
     if image is None:
         image = bpy.data.images.load(str(path))
         image.name = PREVIEW_IMAGE_NAME
-    else:
-        image.filepath = str(path)
-        image.reload()
+    image.filepath = stored_path(path)  # relative beside a saved .blend file
+    image.reload()
     image.preview_ensure()
     return image
 

@@ -68,7 +68,9 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     assert metadata["seed"] == 7
     assert metadata["params"]["steps"] == 2
     assert metadata["params"]["grid_res"] == 32
-    assert metadata["image"] == str(ROBOT)
+    kept = Path(metadata["image"])
+    assert kept.parent.parent == Path(metadata["job_folder"]), "a copy in its job folder"
+    assert kept.name == ROBOT.name and kept.read_bytes() == ROBOT.read_bytes()
     assert set(metadata["timings"]) >= {"sample", "decode"}
     assert addon.session.current().last_error is None
 
