@@ -7,7 +7,7 @@ import bpy
 from bpy.props import StringProperty
 
 from . import api, session
-from .client import BackendUnavailable, BusyError, WorkerState, check_backend_files
+from .client import BackendUnavailable, BusyError, WorkerState
 from .generation import start_generation, start_preparing
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
@@ -22,7 +22,7 @@ from .props import (
     generation_properties,
     output_properties,
 )
-from .settings import worker_settings
+from .settings import backend_problem
 
 
 def can_start_job(cls, context: bpy.types.Context) -> bool:
@@ -31,10 +31,9 @@ def can_start_job(cls, context: bpy.types.Context) -> bool:
     if session.current().task is not None:
         cls.poll_message_set("A job is already running: wait for it to finish or cancel it")
         return False
-    try:
-        check_backend_files(worker_settings(context))
-    except BackendUnavailable as error:
-        cls.poll_message_set(described(error.message, error.hint))
+    problem = backend_problem(context)
+    if problem is not None:
+        cls.poll_message_set(described(problem.message, problem.hint))
         return False
     return True
 

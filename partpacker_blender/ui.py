@@ -6,7 +6,7 @@ from . import session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
 from .problems import sentence
-from .settings import worker_settings
+from .settings import backend_problem
 
 STAGE_NAMES = {
     "load": "Loading models",
@@ -37,8 +37,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
 
 
 def backend_set_up(context: bpy.types.Context) -> bool:
-    python = worker_settings(context).python
-    return python is not None and python.is_file()
+    return backend_problem(context) is None
 
 
 def task_progress(task: session.Task) -> tuple[float, str]:
