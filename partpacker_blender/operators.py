@@ -169,7 +169,8 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
 
     bl_idname = "partpacker.import_folder"
     bl_label = "Import Job Folder"
-    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+    # No UNDO flag: the import pushes its one undo step itself (a result that arrives from the
+    # polling timer has no operator to push it); the flag would add a second, empty one.
 
     directory: StringProperty(subtype="DIR_PATH", options=SCRIPT_ONLY)
 
