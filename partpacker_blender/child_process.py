@@ -24,7 +24,7 @@ BLENDER_PYTHON_SETTINGS = ("PYTHONHOME", "PYTHONPATH")
 STDERR_TAIL_LINES = 200
 MAX_LINE_CHARS = 4 * 1024 * 1024
 """Longer lines are cut to their start (a `CutLine`), the rest is read and dropped: a runaway
-program must not fill Blender's memory (a 300 MB line once cost it 860 MB)."""
+program must not fill Blender's memory (a 300 MB line cost it over 1 GB)."""
 CUT_LINE_KEEPS = 200
 
 

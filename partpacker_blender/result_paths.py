@@ -40,8 +40,8 @@ def remap(old_blend: str, new_blend: str) -> None:
     """Re-express every result's paths, kept relative to `old_blend`, for `new_blend`."""
     for obj in bpy.data.objects:
         metadata = obj.get(ROOT_KEY)
-        if metadata is None or not hasattr(metadata, "keys"):
-            continue
+        if obj.library is not None or not hasattr(metadata, "keys"):
+            continue  # a linked result keeps its library's paths; not a result
         for key in PATH_KEYS:
             value = metadata.get(key)
             if isinstance(value, str) and value:

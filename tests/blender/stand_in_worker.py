@@ -25,9 +25,12 @@ def stand_in_backend(folder: Path, main: str, write_pid: bool = False) -> Path:
 def started_pid(folder: Path, timeout: float = 10.0) -> int:
     """The pid a stand-in backend with `write_pid` wrote as its first act."""
     deadline = time.monotonic() + timeout
-    while not (folder / "pid").is_file() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        text = (folder / "pid").read_text() if (folder / "pid").is_file() else ""
+        if text.isdigit():  # a file seen between its creation and its write is still empty
+            return int(text)
         time.sleep(0.02)
-    return int((folder / "pid").read_text())
+    raise AssertionError(f"the stand-in in {folder} wrote no pid")
 
 
 def settings(addon, root: Path, **overrides):
