@@ -26,6 +26,7 @@ from .errors import (
     DeviceOutOfMemoryError,
     OutputError,
     PartPackerError,
+    SetupError,
     WeightsError,
     describe_bug,
 )
@@ -56,6 +57,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {WeightsError.exit_code}    model weights missing or broken
   {DeviceOutOfMemoryError.exit_code}    out of device memory (try a lower --grid-res)
   {OutputError.exit_code}    the output cannot be written
+  {SetupError.exit_code}    this Python lacks the backend's packages (set up the backend)
   {Cancelled.exit_code}  cancelled (Ctrl-C)"""
 
 
@@ -410,10 +412,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     from .image import BackgroundRemover, ImagePreparer
 
     preparer = ImagePreparer(BackgroundRemover(args.rembg_model, args.rembg_model_path))
-    prepared = preparer.prepare(args.image)
-    preview = prepared.save_preview(args.output)
+    prepared = preparer.prepare_preview(args.image, args.output)
     source = "its own alpha kept" if prepared.had_alpha else "background removed with rembg"
-    print(f"wrote {preview} ({source})")
+    print(f"wrote {args.output} ({source})")
     return 0
 
 
@@ -523,7 +524,7 @@ def add_serve(commands: argparse._SubParsersAction, parents: list[ArgumentParser
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .worker import serve
+    from .serve import serve
 
     return serve(lambda: settings_from_args(args))
 

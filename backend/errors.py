@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 CancelCheck = Callable[[], bool]
 """Asked between steps of long work: True once the job should stop (the work raises Cancelled)."""
+SETUP_HINT = (
+    "set up the backend: in Blender, Set Up Backend in the add-on's preferences; in a checkout, "
+    "pip install -e . with this Python"
+)
 
 
 class PartPackerError(Exception):
@@ -48,6 +53,13 @@ class OutputError(PartPackerError):
     exit_code = 5
 
 
+class SetupError(PartPackerError):
+    """The Python running the backend lacks a package the backend needs."""
+
+    code = "setup"
+    exit_code = 6
+
+
 class Cancelled(PartPackerError):
     """The job was cancelled on request. Not a failure."""
 
@@ -56,5 +68,16 @@ class Cancelled(PartPackerError):
 
 
 def describe_bug(error: Exception, hint: str) -> PartPackerError:
-    """An unexpected exception as an `internal` error the user can pass on."""
+    """An unexpected exception as an `internal` error the user can pass on; a package missing
+    from this Python is no bug but a setup to do (SetupError)."""
+    if (
+        isinstance(error, ModuleNotFoundError)
+        and error.name
+        and not error.name.startswith("backend")
+    ):
+        return SetupError(
+            f"this Python ({sys.executable}) lacks the backend's packages: "
+            f"no module named {error.name!r}",
+            SETUP_HINT,
+        )
     return PartPackerError(f"internal error: {type(error).__name__}: {error}", hint)

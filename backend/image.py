@@ -33,7 +33,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, OutputError, WeightsError
-from .files import write_atomically
+from .files import open_image_file, require_file_to_write, write_atomically
 from .hub_download import hub_offline
 
 if TYPE_CHECKING:
@@ -71,23 +71,8 @@ SEGMENTER_ERRORS = (
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Read an image upright (EXIF orientation applied) as RGBA if it has transparency, else RGB."""
     path = Path(path)
-    with _open_file(path) as stream:
+    with open_image_file(path) as stream:
         return _decode(stream, path, max_pixels)
-
-
-def _open_file(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except FileNotFoundError as exc:
-        raise BadInputError(
-            f"image not found: {path}", "Check the path and the file name."
-        ) from exc
-    except IsADirectoryError as exc:
-        raise BadInputError(f"{path} is a folder, not an image file", "Choose a file.") from exc
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot read {path}: {exc.strerror or exc}", "Check that the file can be read."
-        ) from exc
 
 
 def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
@@ -292,6 +277,7 @@ class PreparedImage:
     def save_preview(self, path: str | Path) -> Path:
         """Write the RGBA image as a PNG; a reader never sees half a file."""
         path = Path(path)
+        require_file_to_write(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             image = Image.fromarray(self.rgba)
@@ -319,6 +305,14 @@ class ImagePreparer:
         rgba = recentre(cutout)
         log.info("prepared %s (%dx%d, own alpha: %s)", path, *image.size, had_alpha)
         return PreparedImage(rgba=rgba, had_alpha=had_alpha, source_size=image.size)
+
+    def prepare_preview(self, path: str | Path, preview: Path) -> PreparedImage:
+        """`prepare`, its result written to `preview` (PNG); a preview path that cannot be
+        written as a file is refused first."""
+        require_file_to_write(preview)
+        prepared = self.prepare(path)
+        prepared.save_preview(preview)
+        return prepared
 
     def _cut_out(self, image: Image.Image) -> tuple[Image.Image, bool]:
         if image.mode == "RGBA":

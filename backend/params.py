@@ -108,14 +108,19 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadInputError(f"{name} must be a number, got {value!r}", hint)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise BadInputError(f"{name} must be finite, got {value!r}", hint)
     if isinstance(spec.default, int):
-        if value != int(value):
+        if isinstance(value, float) and not value.is_integer():
             raise BadInputError(f"{name} must be a whole number, got {value!r}", hint)
         value = int(value)
-    else:
-        value = float(value)
-    if not spec.low <= value <= spec.high:
-        raise BadInputError(f"{name} must be {spec.range_text()}, got {value:g}", hint)
-    return value
+    if not spec.low <= value <= spec.high:  # whole numbers of any size compare exactly
+        raise BadInputError(f"{name} must be {spec.range_text()}, got {shown(value)}", hint)
+    return value if isinstance(spec.default, int) else float(value)
+
+
+def shown(value: float) -> str:
+    """A number for a message: whole numbers too long to read by their count of digits."""
+    if isinstance(value, int) and abs(value) >= 10**18:
+        return f"a number of {len(str(abs(value)))} digits"
+    return plain_number(value)

@@ -28,9 +28,10 @@ from .decoding import (
     vae_fields,
 )
 from .device import Placement, choose_placement
-from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError, OutputError
+from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError
 from .export import write_glb, write_json, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
+from .job_folder import JobFolder, building
 from .meshing import MeshOptions, extract_mesh, mesh_parts
 from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
 from .params import GenerationParams
@@ -252,9 +253,7 @@ class PartPackerPipeline:
         return 0
 
     def prepare(self, image: Path, preview: Path) -> PreparedImage:
-        prepared = self.preparer.prepare(image)
-        prepared.save_preview(preview)
-        return prepared
+        return self.preparer.prepare_preview(image, preview)
 
     def generate(
         self,
@@ -266,7 +265,9 @@ class PartPackerPipeline:
     ) -> GenerationResult:
         params = (params or GenerationParams()).with_resolved_seed()
         try:
-            return self._generate(image, output_dir, params, StageClock(on_progress, should_cancel))
+            with building(output_dir) as folder:  # an output that cannot work is refused first
+                clock = StageClock(on_progress, should_cancel)
+                return self._generate(image, folder, params, clock)
         except torch.OutOfMemoryError as error:
             self._release_cached_memory()
             raise DeviceOutOfMemoryError(
@@ -276,12 +277,11 @@ class PartPackerPipeline:
             ) from error
 
     def _generate(
-        self, image: Path, output_dir: Path, params: GenerationParams, clock: StageClock
+        self, image: Path, folder: JobFolder, params: GenerationParams, clock: StageClock
     ) -> GenerationResult:
         with clock.stage("prepare"):  # first: a bad image fails before any folder or weights
             prepared = self.preparer.prepare(image)
-            output_dir = make_output_dir(output_dir)
-            prepared.save_preview(output_dir / "preview.png")
+            prepared.save_preview(folder.file("preview.png"))
         models = self._ensure_loaded(clock)
         with clock.stage("condition"), self._on_device(models.dinov2):
             cond = self._condition(models.dinov2, prepared)
@@ -306,9 +306,9 @@ class PartPackerPipeline:
                 step(volume + 1, len(meshes))
             parts = assemble_parts(per_volume)
         with clock.stage("export"):
-            write_glb(parts, output_dir / "parts.glb")
-            write_npz(parts, output_dir / "parts.npz")
-        return self._record(image, output_dir, params, parts, clock.timings)
+            write_glb(parts, folder.file("parts.glb"))
+            write_npz(parts, folder.file("parts.npz"))
+        return self._record(image, folder, params, parts, clock.timings)
 
     @contextlib.contextmanager
     def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
@@ -391,12 +391,13 @@ class PartPackerPipeline:
     def _record(
         self,
         image: Path,
-        output_dir: Path,
+        folder: JobFolder,
         params: GenerationParams,
         parts: list[Part],
         timings: dict[str, float],
     ) -> GenerationResult:
         """result.json, written last, with the time of every stage; the job's result."""
+        output_dir = folder.target
         result = GenerationResult(
             output_dir=output_dir,
             glb=output_dir / "parts.glb",
@@ -416,7 +417,7 @@ class PartPackerPipeline:
             "device": self.placement.report(),
             "versions": versions(),
         }
-        write_json(record, result.result_json)
+        write_json(record, folder.file("result.json"))
         return result
 
     def _release_cached_memory(self) -> None:
@@ -464,15 +465,3 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-
-
-def make_output_dir(path: Path) -> Path:
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"cannot create the output folder {path}: {error.strerror}",
-            "choose a folder you can write to",
-        ) from error
-    return path

@@ -1,60 +1,52 @@
-"""`python -m backend serve`: the persistent worker of backend/PROTOCOL.md.
+"""The persistent worker's bookkeeping (backend/PROTOCOL.md; the process is serve.py).
 
 A reader thread parses the request lines on stdin: `cancel`, `status` and `shutdown` are answered
 there at once; `prepare`, `generate` and `unload` join a queue that the main thread runs one at a
-time, with the models kept loaded between jobs. Only protocol events reach the real stdout: file
-descriptor 1 is pointed at stderr at start, so whatever a library prints lands in the log.
+time, with the models kept loaded between jobs.
+
+Once input ends (or `shutdown` comes), a job that does not stop within STOP_GRACE seconds is
+abandoned: the process exits anyway, so that no orphan holds the device's memory.
 """
 
 from __future__ import annotations
 
 import collections
-import io
-import json
 import logging
 import os
 import queue
-import sys
 import threading
-import time
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import BadInputError, Cancelled, PartPackerError, describe_bug
+from .errors import BadInputError, Cancelled, PartPackerError
 from .params import GenerationParams
+from .protocol import (
+    EventChannel,
+    OversizedLine,
+    ProgressEvents,
+    ProtocolError,
+    Request,
+    check_fields,
+    error_line,
+    event_line,
+    generation_params,
+    oversized,
+    parse_request,
+    reused_id,
+    unexpected_error_line,
+)
 
 if TYPE_CHECKING:
-    from .pipeline import PartPackerPipeline, PipelineSettings, Progress
+    from .pipeline import PartPackerPipeline
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-PROGRESS_INTERVAL = 0.1
-"""Seconds between two progress events of one stage; a stage's first and last steps always go."""
-JOB_FIELDS = {"prepare": ("image", "output"), "generate": ("image", "output_dir"), "unload": ()}
-CONTROL_FIELDS = {"cancel": ("job",), "status": (), "shutdown": ()}
-REQUEST_FIELDS = {**JOB_FIELDS, **CONTROL_FIELDS}
-PROTOCOL_HINT = "see backend/PROTOCOL.md: one JSON object per line with an id and a type"
 ENDED_IDS_KEPT = 1024
 """How many ended requests `cancel` still recognises (it answers `cancelled: false` for them)."""
-
-
-class ProtocolError(PartPackerError):
-    """A line that is not a request of this protocol."""
-
-    code = "protocol"
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class Request:
-    id: str
-    type: str
-    fields: dict[str, Any]
+STOP_GRACE = 5.0
+"""Seconds a running job has to stop once input ended or `shutdown` came; then the process exits."""
 
 
 @dataclass
@@ -76,118 +68,6 @@ class Stop:
     request_id: str | None
 
 
-def parse_request(line: str) -> Request:
-    """A line's request; its `type` and fields are checked by `check_fields`. ProtocolError
-    here means the line has no id to answer to."""
-    try:
-        message = json.loads(line)
-    except ValueError as error:
-        raise ProtocolError(f"the line is not JSON ({error})", PROTOCOL_HINT) from None
-    if not isinstance(message, dict):
-        raise ProtocolError(
-            f"a request must be a JSON object, not {type(message).__name__}", PROTOCOL_HINT
-        )
-    request_id = message.get("id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ProtocolError('the request has no "id" (a non-empty string)', PROTOCOL_HINT)
-    request_type = message.get("type")
-    return Request(request_id, request_type if isinstance(request_type, str) else "", message)
-
-
-def check_fields(request: Request) -> None:
-    if request.type not in REQUEST_FIELDS:
-        raise ProtocolError(
-            f"unknown request type {request.fields.get('type')!r}",
-            f"the types are {', '.join(REQUEST_FIELDS)}",
-        )
-    for name in REQUEST_FIELDS[request.type]:
-        value = request.fields.get(name)
-        if not isinstance(value, str) or not value:
-            raise ProtocolError(
-                f'a {request.type} request needs "{name}" (a non-empty string), got {value!r}',
-                PROTOCOL_HINT,
-            )
-
-
-def generation_params(request: Request) -> GenerationParams:
-    values = request.fields.get("params", {})
-    if not isinstance(values, dict):
-        raise ProtocolError(f'"params" must be a JSON object, got {values!r}', PROTOCOL_HINT)
-    return GenerationParams.from_dict(values)
-
-
-def event_line(event: str, request_id: str | None, **fields: Any) -> str:
-    return json.dumps({"event": event, "id": request_id, **fields}) + "\n"
-
-
-def error_line(request_id: str | None, error: PartPackerError, trace: str = "") -> str:
-    return event_line(
-        "error",
-        request_id,
-        code=error.code,
-        message=error.message,
-        hint=error.hint,
-        traceback=trace,
-    )
-
-
-def reused_id(request_id: str) -> ProtocolError:
-    return ProtocolError(
-        f"the id {request_id!r} belongs to a request that has not ended; this request is ignored",
-        "give every request its own id",
-    )
-
-
-def internal_error(error: Exception) -> PartPackerError:
-    return describe_bug(error, "this is a bug; the traceback says where, please report it")
-
-
-class EventChannel:
-    """Writes event lines to the protocol stream, whole lines only, from any thread."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-        self._broken = False
-
-    def write(self, line: str) -> None:
-        with self._lock:
-            if self._broken:
-                return
-            try:
-                self._stream.write(line)
-                self._stream.flush()
-            except OSError as error:  # the client is gone; the end of input follows
-                self._broken = True
-                log.warning("cannot write events any more: %s", error)
-
-
-class ProgressEvents:
-    """A job's progress callback: throttled events with the seconds since the job began."""
-
-    def __init__(self, channel: EventChannel, request_id: str) -> None:
-        self.channel, self.request_id = channel, request_id
-        self.began = self.last_sent = time.monotonic()
-        self.stage: str | None = None
-
-    def __call__(self, progress: Progress) -> None:
-        now = time.monotonic()
-        routine = progress.stage == self.stage and progress.step < progress.total
-        if routine and now - self.last_sent < PROGRESS_INTERVAL:
-            return
-        self.stage, self.last_sent = progress.stage, now
-        self.channel.write(
-            event_line(
-                "progress",
-                self.request_id,
-                stage=progress.stage,
-                step=progress.step,
-                total=progress.total,
-                elapsed=round(now - self.began, 3),
-            )
-        )
-
-
 class Worker:
     """The request bookkeeping: the reader thread calls `read`, the main thread `run`."""
 
@@ -199,13 +79,17 @@ class Worker:
         self._jobs: dict[str, Job] = {}  # queued or running
         self._ended: collections.deque[str] = collections.deque(maxlen=ENDED_IDS_KEPT)
         self._running: Job | None = None
+        self._stopped = False
+        self._watchdog: threading.Timer | None = None
 
     # The reader thread.
 
-    def read(self, lines: Iterable[str]) -> None:
+    def read(self, lines: Iterable[str | OversizedLine]) -> None:
         """Answer request lines until `shutdown` or the end of input."""
         for line in lines:
-            if line.strip() and not self.handle_line(line):
+            if isinstance(line, OversizedLine):
+                self.channel.write(error_line(None, oversized(line)))
+            elif line.strip() and not self.handle_line(line):
                 return
         log.info("end of input: shutting down")
         self.stop(None)
@@ -226,9 +110,7 @@ class Worker:
             self.channel.write(error_line(request.id, error))
         except Exception as error:  # a bug in one request must not end the reader
             log.exception("internal error on request %s", request.id)
-            self.channel.write(
-                error_line(request.id, internal_error(error), traceback.format_exc())
-            )
+            self.channel.write(unexpected_error_line(request.id, error))
         return True
 
     def handle(self, request: Request) -> bool:
@@ -275,11 +157,32 @@ class Worker:
             }
 
     def stop(self, request_id: str | None) -> None:
-        """Cancel every job; the main thread answers `shutdown` once the running one ended."""
+        """Cancel every job; the main thread answers `shutdown` once the running one ended, or
+        the watchdog ends the process STOP_GRACE seconds later."""
         with self._lock:
             for job in list(self._jobs.values()):
                 self._cancel_locked(job, "cancelled: the worker is shutting down")
         self._queue.put(Stop(request_id))
+        self._watchdog = threading.Timer(STOP_GRACE, self._abandon, args=(request_id,))
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _abandon(self, request_id: str | None) -> None:
+        """The running job did not stop in time: end it and the shutdown, then the process."""
+        with self._lock:  # held until the exit: the main thread writes no further event
+            if self._stopped:
+                return
+            job = self._running
+            if job is not None:
+                log.warning(
+                    "%s %s did not stop within %g s: exiting", job.request.type, job.id, STOP_GRACE
+                )
+                abandoned = Cancelled(f"abandoned: it did not stop within {STOP_GRACE:g} s")
+                self.channel.write(error_line(job.id, abandoned))
+            if request_id is not None:
+                self.channel.write(event_line("result", request_id))
+            logging.shutdown()
+            os._exit(0)
 
     def _cancel_locked(self, job: Job, reason: str) -> None:
         job.cancel.set()
@@ -298,12 +201,19 @@ class Worker:
         while True:
             item = self._queue.get()
             if isinstance(item, Stop):
-                if item.request_id is not None:
-                    self.channel.write(event_line("result", item.request_id))
-                log.info("shut down")
+                self._end(item)
                 return 0
             if self._begin(item):
                 self._finish(item, self._outcome(item))
+
+    def _end(self, stop: Stop) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            if stop.request_id is not None:
+                self.channel.write(event_line("result", stop.request_id))
+        log.info("shut down")
 
     def _begin(self, job: Job) -> bool:
         with self._lock:
@@ -323,7 +233,7 @@ class Worker:
             return error_line(job.id, error)
         except Exception as error:  # a bug in one job must not end the worker
             log.exception("internal error in %s %s", job.request.type, job.id)
-            return error_line(job.id, internal_error(error), traceback.format_exc())
+            return unexpected_error_line(job.id, error)
 
     def _finish(self, job: Job, line: str) -> None:
         with self._lock:
@@ -354,52 +264,3 @@ class Worker:
             should_cancel=job.cancel.is_set,
         )
         return result.to_dict()
-
-
-def claim_stdout() -> TextIO:
-    """A private handle on the real stdout for events; fd 1 and sys.stdout then go to stderr."""
-    sys.stdout.flush()
-    events = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return events
-
-
-def request_lines() -> io.TextIOWrapper:
-    """Stdin through a handle of its own, so the interpreter never waits on the reader's lock."""
-    return io.TextIOWrapper(os.fdopen(os.dup(0), "rb"), encoding="utf-8", errors="replace")
-
-
-def hello_line(pipeline: PartPackerPipeline) -> str:
-    hello = {
-        "event": "hello",
-        "protocol": PROTOCOL_VERSION,
-        "backend_version": __version__,
-        **pipeline.device_report(),
-        "pid": os.getpid(),
-    }
-    return json.dumps(hello) + "\n"
-
-
-def serve(make_settings: Callable[[], PipelineSettings]) -> int:
-    """Run the worker until `shutdown` or the end of input. Settings that cannot work (say, a
-    device that is not there) end it before the hello, with one error event (id null)."""
-    channel = EventChannel(claim_stdout())  # before any import can print
-    try:
-        from .pipeline import PartPackerPipeline
-
-        pipeline = PartPackerPipeline(make_settings())
-        hello = hello_line(pipeline)
-    except PartPackerError as error:
-        channel.write(error_line(None, error))
-        raise
-    except Exception as error:
-        channel.write(error_line(None, internal_error(error), traceback.format_exc()))
-        raise
-    channel.write(hello)
-    worker = Worker(pipeline, channel)
-    reader = threading.Thread(
-        target=worker.read, args=(request_lines(),), name="partpacker-requests", daemon=True
-    )
-    reader.start()
-    return worker.run()

@@ -8,8 +8,19 @@ import atexit
 
 import bpy
 
-from . import operators, preferences, props, result_paths, session, settings, ui
+from . import (
+    operators,
+    preferences,
+    props,
+    remote_preferences,
+    result_paths,
+    session,
+    settings,
+    ui,
+)
 from .client import WorkerClient
+from .client.remote import RemoteClient
+from .client.switch import BackendSwitch
 from .setup import backend_check
 from .setup import operators as setup_operators
 from .setup import state as setup_state
@@ -22,7 +33,9 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     bpy.types.Scene.partpacker = bpy.props.PointerProperty(type=props.PARTPACKER_PG_settings)
-    session.start_session(WorkerClient(settings.worker_settings))
+    remote = RemoteClient(remote_preferences.remote_settings)
+    local = WorkerClient(settings.worker_settings)
+    session.start_session(BackendSwitch(local, remote, remote_preferences.uses_remote))
     bpy.app.handlers.load_pre.append(_on_load_pre)
     bpy.app.handlers.save_pre.append(result_paths.before_save)
     bpy.app.handlers.save_post.append(result_paths.after_save)

@@ -39,7 +39,8 @@ def generate(image_path: str | Path, **params: Any) -> list[bpy.types.Object]:
 
     Raises TypeError for an unknown parameter, image_input.ImageInputError for a bad image,
     client.BusyError while another job runs, client.BackendUnavailable when the backend is not
-    set up, GenerationFailed when the backend reports an error or the job is cancelled."""
+    set up (or the chosen server cannot be used: no address, Blender offline), GenerationFailed
+    when the backend reports an error or the job is cancelled; the same with every backend."""
     unknown = sorted(set(params) - {*GENERATION_PARAMETERS, *OUTPUT_OPTIONS})
     if unknown:
         raise TypeError(f"unknown parameter(s): {', '.join(unknown)}")

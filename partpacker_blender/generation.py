@@ -19,8 +19,8 @@ from .props import GENERATION_PARAMETERS, OUTPUT_OPTIONS
 from .session import GenerateRequest, Task, current
 from .settings import jobs_folder
 
-INPUT_FOLDER = "input"
-"""In a job folder: the copy of the input image (the backend writes the rest beside it)."""
+INPUT_FOLDER = "inputs"
+"""Beside the job folders: each job's copy of its input image, in a folder named as its job's."""
 PREVIEW_FOLDER = "previews"
 """In the job folders: Prepare's segmentations (and a datablock's image written for it)."""
 
@@ -38,15 +38,17 @@ def input_image(settings: Any, scratch: Path, image_path: str = "") -> tuple[Pat
 
 
 def kept_input(image: Path, job_folder: Path) -> Path:
-    """A copy of the input image in its job folder: what the backend reads, and what Generate
-    Again reads later, whatever happens to the original (or to another image of its name)."""
-    copy = job_folder / INPUT_FOLDER / image.name
+    """A copy of the input image for one job, in INPUT_FOLDER/<job folder's name>/ beside the job
+    folders (a job folder holds the backend's files only): what the backend reads, and what
+    Generate Again reads later, whatever happens to the original or to another image of its
+    name."""
+    copy = job_folder.parent / INPUT_FOLDER / job_folder.name / image.name
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(image, copy)
     except OSError as error:
         raise ImageInputError(
-            f"the image cannot be copied into its job folder {job_folder}: {error}",
+            f"the image cannot be copied into {copy.parent}: {error}",
             "choose Job Folders that can be written in the add-on preferences",
         ) from error
     return copy
@@ -95,17 +97,17 @@ def import_options(
 def start_generation(context: bpy.types.Context, given: Mapping[str, Any]) -> Task:
     """Start a generate job from the scene settings and `given` overrides (image_path, any
     parameter or output option). Raises ImageInputError, client.BusyError, BackendUnavailable;
-    no job folder is left behind then."""
+    no copy of the image is left behind then."""
     with tempfile.TemporaryDirectory(prefix="partpacker-input-") as scratch:
         source, stem = input_image(
             context.scene.partpacker, Path(scratch), given.get("image_path", "")
         )
         request = generate_request(context, source, stem, given)
+        kept = kept_input(source, request.output_dir)
         try:
-            request = dataclasses.replace(request, image=kept_input(source, request.output_dir))
-            return current().start_generate(request)
+            return current().start_generate(dataclasses.replace(request, image=kept))
         except Exception:
-            shutil.rmtree(request.output_dir, ignore_errors=True)
+            shutil.rmtree(kept.parent, ignore_errors=True)
             raise
 
 

@@ -1,4 +1,5 @@
-"""Parts arrays -> Blender objects: one mesh object per part under one Empty, in one undo step.
+"""Parts (parts.npz, or a GLB: ours or the public Space's) -> Blender objects: one mesh object
+per part under one Empty, in one undo step.
 
 Callable from any script without operators:
 
@@ -16,6 +17,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from .glb_file import read_glb
 from .parts_file import Part, read_parts
 
 ROOT_KEY = "partpacker"
@@ -39,7 +41,7 @@ class ImportedParts:
 
 
 def import_parts(
-    npz_path: Path,
+    parts_path: Path,
     scene: bpy.types.Scene,
     *,
     stem: str,
@@ -47,10 +49,11 @@ def import_parts(
     options: ImportOptions | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> ImportedParts:
-    """Read and check `npz_path`, then build the objects in `scene`.
+    """Read and check `parts_path` (a .npz or a .glb), then build the objects in `scene`.
 
     Nothing is created when the file is invalid (parts_file.PartsFileError)."""
-    parts = read_parts(Path(npz_path))
+    parts_path = Path(parts_path)
+    parts = read_glb(parts_path) if parts_path.suffix == ".glb" else read_parts(parts_path)
     options = options or ImportOptions()
     name = stem if seed is None else f"{stem}_{seed}"
     collection = _target_collection(scene, name, options.new_collection)
@@ -151,7 +154,8 @@ def _make_part_object(
     obj = bpy.data.objects.new(name, mesh)
     obj.location = centre.tolist()
     obj.parent = root
-    obj[ROOT_KEY + "_volume"] = part.volume
+    if part.volume is not None:
+        obj[ROOT_KEY + "_volume"] = part.volume
     collection.objects.link(obj)
     return obj
 

@@ -25,6 +25,12 @@ class JobFolder:
     """result.json as written by the backend ({} when the folder has none)."""
 
     @property
+    def parts_file(self) -> Path:
+        """parts.npz; a remote job's folder has the server's parts.glb only."""
+        glb = self.path / "parts.glb"
+        return glb if glb.is_file() and not (self.path / "parts.npz").is_file() else self.npz
+
+    @property
     def npz(self) -> Path:
         return self.path / "parts.npz"
 
@@ -50,6 +56,8 @@ class JobFolder:
             "timings": self._object("timings"),
             "backend_version": self._object("versions").get("backend", ""),
             "device": self._object("device").get("device_name", ""),
+            "backend": self.record.get("backend", "This computer"),
+            "server": self.record.get("server", ""),
             "job_folder": stored_path(self.path),
         }
 
@@ -61,8 +69,10 @@ class JobFolder:
 
 def read_job_folder(folder: Path) -> JobFolder:
     folder = Path(folder)
-    if not (folder / "parts.npz").is_file():
-        raise JobFolderError(f"{folder} holds no parts.npz: it is not a PartPacker job folder")
+    if not any((folder / name).is_file() for name in ("parts.npz", "parts.glb")):
+        raise JobFolderError(
+            f"{folder} holds no parts.npz or parts.glb: it is not a PartPacker job folder"
+        )
     result_json = folder / "result.json"
     if not result_json.is_file():
         return JobFolder(folder, {})
@@ -82,7 +92,7 @@ def import_job_folder(
     Raises JobFolderError and parts_file.PartsFileError; nothing is created then."""
     job = read_job_folder(folder)
     return import_parts(
-        job.npz,
+        job.parts_file,
         scene,
         stem=stem or job.stem,
         seed=job.seed,

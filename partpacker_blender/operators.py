@@ -22,7 +22,7 @@ from .props import (
     generation_properties,
     output_properties,
 )
-from .settings import backend_problem
+from .readiness import backend_problem
 
 
 def can_start_job(cls, context: bpy.types.Context) -> bool:

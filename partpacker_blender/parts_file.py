@@ -29,7 +29,8 @@ class PartsFileError(ValueError):
 @dataclass(frozen=True)
 class Part:
     name: str
-    volume: int
+    volume: int | None
+    """Which packed volume (0 or 1) it came from; None where the file does not say (a GLB)."""
     vertices: np.ndarray
     """float32 [V, 3] in the glTF frame (Y up)."""
     faces: np.ndarray

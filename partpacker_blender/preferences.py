@@ -6,6 +6,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from .remote_preferences import RemoteBackendPreferences, draw_backend_choice
 from .settings import BACKEND_PYTHON_ENV, environment_dir, get_preferences, worker_settings
 from .setup import backend_check, state
 from .setup.backend_check import Finding
@@ -16,7 +17,7 @@ from .setup.weights import TOTAL_BYTES, WEIGHT_FILES, human_size
 ENVIRONMENT_SIZE = "about 6 GB"
 
 
-class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
+class PARTPACKER_AddonPreferences(RemoteBackendPreferences, bpy.types.AddonPreferences):
     bl_idname = __package__
 
     backend_python: StringProperty(
@@ -98,6 +99,7 @@ class PARTPACKER_AddonPreferences(bpy.types.AddonPreferences):
 
 def draw_preferences(prefs: PARTPACKER_AddonPreferences, layout: bpy.types.UILayout) -> None:
     layout.use_property_split = True
+    draw_backend_choice(prefs, layout)
     draw_backend(prefs, layout)
     draw_weights(prefs, layout)
     draw_worker(prefs, layout)

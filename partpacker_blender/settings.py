@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from .client import BackendUnavailable, WorkerSettings, check_backend_files
+from .client import WorkerSettings
 
 BACKEND_PYTHON_ENV = "PARTPACKER_BACKEND_PYTHON"
 """Default backend Python when the preference is empty (dev.py and the tests set it)."""
@@ -86,13 +86,3 @@ def worker_settings(context: bpy.types.Context | None = None) -> WorkerSettings:
         hang_timeout=float(prefs.hang_timeout),
         idle_timeout=60.0 * prefs.keep_loaded_minutes if prefs.keep_loaded_minutes else None,
     )
-
-
-def backend_problem(context: bpy.types.Context | None = None) -> BackendUnavailable | None:
-    """Why no job can start yet (the backend is not set up, or its files are gone), else None.
-    Quick (two file checks): operators' poll and the panel ask at every redraw."""
-    try:
-        check_backend_files(worker_settings(context))
-    except BackendUnavailable as problem:
-        return problem
-    return None

@@ -6,7 +6,7 @@ from . import session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
 from .problems import sentence
-from .settings import backend_problem
+from .readiness import backend_problem
 
 STAGE_NAMES = {
     "load": "Loading models",

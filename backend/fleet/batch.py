@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 from ..errors import BadInputError, CancelCheck, PartPackerError, describe_bug
 from ..export import write_json
+from ..job_folder import make_output_dir
 from ..params import GenerationParams
-from ..pipeline import GenerationResult, ProgressCallback, make_output_dir
+from ..pipeline import GenerationResult, ProgressCallback
 
 log = logging.getLogger(__name__)
 

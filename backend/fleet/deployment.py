@@ -25,13 +25,13 @@ from ray import serve
 
 from .. import __version__
 from ..errors import PartPackerError, describe_bug
+from ..job_folder import JOB_FILES
 from ..pipeline import PartPackerPipeline, PipelineSettings
 from . import events
 from .events import Event, JobRequest, ReplicaInfo
 
 log = logging.getLogger(__name__)
 
-JOB_FILES = ("parts.glb", "parts.npz", "preview.png", "result.json")
 BUG_HINT = "this is a bug in the replica; its log on that machine has the traceback"
 
 
@@ -88,7 +88,7 @@ def run_job(
                 on_progress=lambda update: emit(events.progress(update)),
                 should_cancel=should_cancel,
             )
-            for name in JOB_FILES:
+            for name in sorted(JOB_FILES):
                 emit(events.file(name, (result.output_dir / name).read_bytes()))
             emit(events.result(result.seed, result.timings, result.parts))
     except PartPackerError as error:

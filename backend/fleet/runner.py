@@ -31,10 +31,11 @@ from ray.serve.handle import DeploymentResponseGenerator
 
 from ..errors import CancelCheck, Cancelled, OutputError, PartPackerError
 from ..export import write_json
-from ..files import write_atomically
+from ..files import open_image_file, write_atomically
 from ..image import BackgroundRemover, ImagePreparer, PreparedImage, load_image
+from ..job_folder import JobFolder, building
 from ..params import GenerationParams
-from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback, make_output_dir
+from ..pipeline import GenerationResult, PipelineSettings, ProgressCallback
 from . import events
 from .cluster import Fleet
 from .events import Event, JobRequest, ReplicaInfo
@@ -91,9 +92,7 @@ class FleetRunner:
         )
 
     def prepare(self, image: Path, preview: Path) -> PreparedImage:
-        prepared = self.preparer.prepare(image)
-        prepared.save_preview(preview)
-        return prepared
+        return self.preparer.prepare_preview(image, preview)
 
     def generate(
         self,
@@ -108,15 +107,17 @@ class FleetRunner:
         image = Path(image)
         load_image(image)  # a file that is not an image fails here, before it takes a replica
         params = (params or GenerationParams()).with_resolved_seed()
-        request = JobRequest(image.name, image.read_bytes(), params)
+        with open_image_file(image) as stream:
+            request = JobRequest(image.name, stream.read(), params)
         hooks = (on_progress, should_cancel, on_replica)
-        for attempt in range(1, ATTEMPTS):
-            try:
-                return deliver(self._attempt(request, *hooks), image, Path(output_dir), attempt)
-            except ReplicaLost as lost:
-                log.warning("%s; trying again on another replica", lost.message)
-        # the last attempt: its loss is the caller's
-        return deliver(self._attempt(request, *hooks), image, Path(output_dir), ATTEMPTS)
+        with building(Path(output_dir)) as folder:  # an output that cannot work: refused first
+            for attempt in range(1, ATTEMPTS):
+                try:
+                    return deliver(self._attempt(request, *hooks), image, folder, attempt)
+                except ReplicaLost as lost:
+                    log.warning("%s; trying again on another replica", lost.message)
+            # the last attempt: its loss is the caller's
+            return deliver(self._attempt(request, *hooks), image, folder, ATTEMPTS)
 
     def _attempt(
         self,
@@ -221,22 +222,22 @@ def describe(replica: ReplicaInfo | None) -> str:
     return f"{replica.replica_id}, pid {replica.pid} on {replica.node}"
 
 
-def deliver(outcome: Outcome, image: Path, output_dir: Path, attempts: int) -> FleetResult:
-    """Write the job's files into `output_dir`; result.json names the image as given here and
-    the replica that made it."""
-    output_dir = make_output_dir(output_dir)
+def deliver(outcome: Outcome, image: Path, folder: JobFolder, attempts: int) -> FleetResult:
+    """Write the job's files into `folder` (put in place when the caller's block ends);
+    result.json names the image as given here and the replica that made it."""
+    output_dir = folder.target
     record: dict[str, Any] = json.loads(outcome.files.pop("result.json"))
+    record.update(image=str(image), replica=asdict(outcome.replica), attempts=attempts)
     try:
         for name, data in outcome.files.items():
-            write_atomically(output_dir / name, functools.partial(Path.write_bytes, data=data))
+            write_atomically(folder.file(name), functools.partial(Path.write_bytes, data=data))
+        write_json(record, folder.file("result.json"))
     except OSError as error:
         raise OutputError(
             f"the job ran, but its files cannot be written into {output_dir}: "
             f"{error.strerror or error}",
             "choose an output folder that you can write to, with free disk space",
         ) from error
-    record.update(image=str(image), replica=asdict(outcome.replica), attempts=attempts)
-    write_json(record, output_dir / "result.json")
     result = outcome.result
     return FleetResult(
         output_dir=output_dir,

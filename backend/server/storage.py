@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
+from ..job_folder import PARTIAL, hidden_name
+
 log = logging.getLogger(__name__)
 
 JOBS = "jobs"
@@ -59,7 +61,7 @@ class WorkFolder:
         """Remove what is past the keep time, then the oldest while over the budget."""
         now = time.time() if now is None else now
         with self._lock:
-            entries = [entry for entry in self.entries() if entry.path not in self._running]
+            entries = [entry for entry in self.entries() if not self._in_use(entry.path)]
         entries.sort(key=lambda entry: entry.modified)
         total = sum(entry.size for entry in entries)
         removed = []
@@ -72,6 +74,13 @@ class WorkFolder:
         if removed:
             log.info("removed %d old uploads and results from %s", len(removed), self.root)
         return removed
+
+    def _in_use(self, path: Path) -> bool:
+        """A running job's folder, or the hidden folder its files are written in first
+        (job_folder.py)."""
+        return path in self._running or any(
+            path.name.startswith(hidden_name(folder, PARTIAL)) for folder in self._running
+        )
 
     def entries(self) -> list[Entry]:
         """Each upload or cached file (a folder at the top) and each job folder."""

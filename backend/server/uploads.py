@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError
+from ..files import open_image_file
 from ..image import READABLE_FORMATS
 
 UPLOAD_HINT = (
@@ -35,7 +36,7 @@ def checked_upload(path: str | None, root: Path, max_pixels: int) -> Path:
 
 def image_size(path: Path) -> tuple[int, int]:
     try:
-        with Image.open(path) as image:
+        with open_image_file(path) as stream, Image.open(stream) as image:
             return image.size
     except Image.DecompressionBombError as error:
         raise BadInputError(

@@ -73,9 +73,18 @@ def parse_doctor_output(exit_code: int, stdout: str, stderr: str = "") -> Doctor
         checks = [_finding(check) for check in report["checks"]]
         summary = _summary(report.get("environment", {}), report.get("device", {}))
     except (ValueError, KeyError, TypeError, AttributeError):
-        last_line = (stderr.strip().splitlines() or ["no report"])[-1]
-        return DoctorReport(False, [Finding(False, f"the backend check failed: {last_line}")])
+        return DoctorReport(False, [_failure(stderr)])
     return DoctorReport(exit_code == 0 and bool(report.get("ok")), [summary, *checks])
+
+
+def _failure(stderr: str) -> Finding:
+    """A check that wrote no report: the backend's `error:` and `hint:` lines when it wrote
+    them (a Python without the backend's packages does), else its last line."""
+    lines = stderr.strip().splitlines() or ["no report"]
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    hints = [line.removeprefix("hint: ") for line in lines if line.startswith("hint: ")]
+    text = errors[-1] if errors else lines[-1]
+    return Finding(False, f"the backend check failed: {text}", hints[-1] if hints else "")
 
 
 def _finding(check: dict[str, Any]) -> Finding:

@@ -14,6 +14,7 @@ from PIL import Image
 from backend.errors import BadInputError, OutputError, WeightsError
 from backend.image import BackgroundRemover, ImagePreparer, PreparedImage, load_image
 from tests.backend.rembg_model import build_border_contrast_model
+from tests.backend.special_files import call_unblocked, make_fifo, make_null_device, make_socket
 
 CANVAS = 518
 OBJECT_SIDE = 0.9 * CANVAS  # the object's longer side on the canvas, before rounding
@@ -423,3 +424,38 @@ def test_no_segmenter_download_while_downloads_are_off(
     with pytest.raises(WeightsError, match="downloads are off"):
         remover.cut_out(Image.new("RGB", (64, 64), "grey"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [(make_fifo, "a named pipe (FIFO)"), (make_socket, "a socket"), (make_null_device, "device")],
+)
+def test_an_image_that_is_not_a_regular_file_is_refused_unopened(
+    make: Callable[[Path], Path], kind: str, tmp_path: Path
+) -> None:
+    path = make(tmp_path)
+    error = call_unblocked(lambda: load_image(path), path)
+    assert isinstance(error, BadInputError)
+    assert kind in error.message and "not an image file" in error.message
+    linked = tmp_path / "link.png"
+    linked.symlink_to(path)
+    assert isinstance(call_unblocked(lambda: load_image(linked), path), BadInputError)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_a_system_device_as_the_image_is_refused(device: str) -> None:
+    with pytest.raises(BadInputError, match="is a character device, not an image file"):
+        load_image(device)
+
+
+@pytest.mark.parametrize("make", [make_fifo, make_socket, make_null_device])
+def test_a_preview_path_that_is_a_special_file_is_refused_and_left_alone(
+    make: Callable[[Path], Path], tmp_path: Path
+) -> None:
+    path = make(tmp_path)
+    mode = path.lstat().st_mode
+    prepared = PreparedImage(np.zeros((CANVAS, CANVAS, 4), np.uint8), True, (CANVAS, CANVAS))
+    with pytest.raises(OutputError, match="not a file to write into"):
+        prepared.save_preview(path)
+    assert path.lstat().st_mode == mode
+    assert sorted(tmp_path.iterdir()) == [path]

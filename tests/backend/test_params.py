@@ -34,6 +34,10 @@ def test_defaults_are_the_demo_defaults() -> None:
         ({"simplify": "yes"}, "simplify must be true or false"),
         ({"steps": True}, "steps must be a number"),
         ({"colour": 3}, "unknown parameter"),
+        ({"seed": 10**400}, "seed must be between 0 and 2147483647, got a number of 401 digits"),
+        ({"steps": -(10**400)}, "steps must be between 1 and 100"),
+        ({"cfg_scale": 10**400}, "cfg_scale must be between 2 and 10"),
+        ({"guidance_fraction": 1e308 * 10}, "guidance_fraction must be finite"),
     ],
 )
 def test_bad_values_are_refused_with_a_specific_message(values, message) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import bpy
 import pytest
 
@@ -37,3 +41,18 @@ def test_a_report_that_is_not_json_is_a_failed_check(check):
     report = check.parse_doctor_output(1, "", "Traceback...\nImportError: torch")
     assert not report.ok
     assert report.findings[0].text == "the backend check failed: ImportError: torch"
+
+
+def test_a_python_without_the_backends_packages_is_told_to_set_up_the_backend(
+    check, backend, prefs, tmp_path
+):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "bare"], check=True)
+    prefs.backend_python = str(tmp_path / "bare" / "bin" / "python")
+    assert Path(prefs.backend_python).is_file()
+    assert bpy.ops.partpacker.check_backend() == {"FINISHED"}
+    report = check.current().report
+    assert not report.ok
+    (finding,) = report.findings
+    assert "lacks the backend's packages" in finding.text
+    assert "bug" not in finding.text
+    assert finding.hint.startswith("set up the backend")

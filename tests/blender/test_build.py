@@ -80,12 +80,12 @@ def test_checked_in_manifest_matches_the_backend_version() -> None:
 
 
 def test_nobody_takes_it_for_nvidias() -> None:
-    """NVIDIA's name is in the model's; the extension says it is not theirs and links here."""
+    """NVIDIA's name is in the model's: the extension says it is not theirs, links none of it."""
     with (REPO_ROOT / "blender_manifest.toml").open("rb") as file:
         manifest = tomllib.load(file)
     assert "unofficial" in manifest["name"].lower()
-    assert manifest["website"].startswith("https://")
-    assert not any(host in manifest["website"] for host in ("nvidia", "huggingface.co", "nvlabs"))
+    website = manifest.get("website", "")
+    assert not any(host in website for host in ("nvidia", "huggingface.co", "nvlabs"))
     (copyright_line,) = manifest["copyright"]
     year, _, holder = copyright_line.partition(" ")
     assert year.isdigit() and int(year) >= 2025 and holder == manifest["maintainer"]

@@ -69,7 +69,7 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     assert metadata["params"]["steps"] == 2
     assert metadata["params"]["grid_res"] == 32
     kept = Path(metadata["image"])
-    assert kept.parent.parent == Path(metadata["job_folder"]), "a copy in its job folder"
+    assert kept.parent.name == Path(metadata["job_folder"]).name, "its job's own copy"
     assert kept.name == ROBOT.name and kept.read_bytes() == ROBOT.read_bytes()
     assert set(metadata["timings"]) >= {"sample", "decode"}
     assert addon.session.current().last_error is None
@@ -109,9 +109,9 @@ def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
     # Freeze the worker so that the cancel surely arrives mid-sampling.
-    os.kill(backend.client.hello.pid, signal.SIGSTOP)
+    os.kill(backend.client.local.hello.pid, signal.SIGSTOP)
     assert bpy.ops.partpacker.cancel() == {"FINISHED"}
-    os.kill(backend.client.hello.pid, signal.SIGCONT)
+    os.kill(backend.client.local.hello.pid, signal.SIGCONT)
     backend.wait(task)
     assert task.error is not None and task.error.code == "cancelled"
     assert backend.last_error is None
@@ -122,7 +122,7 @@ def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
 def test_cancel_with_a_stuck_worker_stops_it_and_ends_as_cancelled(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    stuck = backend.client.hello.pid
+    stuck = backend.client.local.hello.pid
     os.kill(stuck, signal.SIGSTOP)  # and never continued: it cannot answer the cancel
     assert bpy.ops.partpacker.cancel() == {"FINISHED"}
     backend.wait(task)
@@ -133,7 +133,7 @@ def test_cancel_with_a_stuck_worker_stops_it_and_ends_as_cancelled(addon, backen
         os.kill(stuck, 0)
     assert not bpy.data.objects
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
-    assert backend.client.hello.pid != stuck
+    assert backend.client.local.hello.pid != stuck
 
 
 def test_a_second_generate_while_busy_is_refused(addon, backend):
@@ -158,14 +158,14 @@ def test_loading_a_file_mid_job_cancels_it_and_imports_nothing(addon, backend):
 def test_a_killed_worker_is_reported_and_the_next_job_starts_a_fresh_one(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    killed = backend.client.hello.pid
+    killed = backend.client.local.hello.pid
     os.kill(killed, signal.SIGKILL)
     backend.wait(task)
     assert task.error.code == "worker_died"
     assert backend.last_error is task.error
     assert not bpy.data.objects
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
-    assert backend.client.hello.pid != killed
+    assert backend.client.local.hello.pid != killed
     assert backend.last_error is None
 
 
@@ -173,7 +173,7 @@ def test_a_hung_worker_is_stopped_and_reported(addon, backend, prefs):
     prefs.hang_timeout = 2  # applies to the next job, without restarting the worker
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    frozen = backend.client.hello.pid
+    frozen = backend.client.local.hello.pid
     os.kill(frozen, signal.SIGSTOP)
     backend.wait(task)
     assert task.error.code == "worker_hung"
@@ -235,7 +235,7 @@ def test_python_api_refuses_unknown_parameters_and_raises_what_the_backend_said(
 def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon, backend):
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
-    pid = backend.client.hello.pid
+    pid = backend.client.local.hello.pid
     os.kill(pid, signal.SIGSTOP)  # stuck: only SIGKILL ends it, after the stop timeouts
     disable_addon()
     try:

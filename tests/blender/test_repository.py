@@ -19,7 +19,7 @@ from addon_setup import REPO_ROOT
 
 MANIFEST_FIELDS = (
     "id", "name", "tagline", "version", "type", "maintainer", "license", "copyright",
-    "blender_version_min", "website", "tags", "permissions",
+    "blender_version_min", "tags", "permissions",
 )  # fmt: skip
 
 

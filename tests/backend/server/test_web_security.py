@@ -20,6 +20,7 @@ from PIL import Image
 from backend.errors import BadInputError
 from backend.server.options import ServerOptions
 from backend.server.uploads import checked_upload
+from tests.backend.special_files import call_unblocked, make_fifo
 
 PASSWD_LINE = "root:"
 API_ROUTES = [
@@ -239,3 +240,10 @@ def test_json_bodies_are_bounded_too(open_server: ServerProcess) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert answer.status_code == 413
+
+
+def test_a_fifo_in_the_servers_folder_is_refused_unopened(tmp_path: Path) -> None:
+    fifo = make_fifo(tmp_path)
+    error = call_unblocked(lambda: checked_upload(str(fifo), tmp_path.resolve(), MAX_PIXELS), fifo)
+    assert isinstance(error, BadInputError)
+    assert "is a named pipe (FIFO), not an image file" in error.message

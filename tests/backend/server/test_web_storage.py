@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backend.errors import BadInputError
+from backend.job_folder import JobFolder
 from backend.server.options import ServerOptions
 from backend.server.storage import WorkFolder
 
@@ -48,10 +49,12 @@ def test_over_the_budget_the_oldest_go_first(tmp_path: Path) -> None:
 def test_a_running_jobs_folder_is_kept_and_every_job_gets_its_own(tmp_path: Path) -> None:
     work = WorkFolder(tmp_path, keep_seconds=1.0, budget_bytes=1)
     with work.job("generate") as first, work.job("generate") as second:
-        (first / "parts.glb").write_bytes(bytes(100))
+        building = JobFolder(first)
+        building.file("parts.glb").write_bytes(bytes(100))
         assert first != second and first.parent == second.parent == work.jobs
         assert work.sweep(time.time() + HOUR) == []
-        assert first.exists()
+        building.commit()
+        assert (first / "parts.glb").exists()
     assert sorted(work.sweep(time.time() + HOUR)) == sorted([first, second])
 
 
