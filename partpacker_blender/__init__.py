@@ -16,6 +16,7 @@ from . import (
     preferences,
     props,
     remote_preferences,
+    result_paths,
     session,
     settings,
     ui,
@@ -66,6 +67,8 @@ def register() -> None:
     local = WorkerClient(settings.worker_settings)
     session.start_session(BackendSwitch(local, remote, remote_preferences.uses_remote))
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    bpy.app.handlers.save_pre.append(result_paths.before_save)
+    bpy.app.handlers.save_post.append(result_paths.after_save)
     atexit.register(session.stop_worker)  # no child process outlives Blender
     atexit.register(discarded.note_running_job)  # atexit runs it first: before the job is stopped
     atexit.register(setup_state.current().cancel)
@@ -79,8 +82,13 @@ def unregister() -> None:
     atexit.unregister(session.stop_worker)
     setup_operators.stop_following()
     backend_check.current().report = None
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for handlers, handler in (
+        (bpy.app.handlers.load_pre, _on_load_pre),
+        (bpy.app.handlers.save_pre, result_paths.before_save),
+        (bpy.app.handlers.save_post, result_paths.after_save),
+    ):
+        if handler in handlers:
+            handlers.remove(handler)
     session.end_session()
     parts_props.unregister_properties()
     history_panel.release_previews()

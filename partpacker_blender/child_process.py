@@ -5,6 +5,7 @@ one thread per stream, stopped without orphans. Plain Python: no bpy.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import os
@@ -21,6 +22,10 @@ NO_CONSOLE_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)
 """Windows opens a console window for each child of a GUI program unless told not to."""
 BLENDER_PYTHON_SETTINGS = ("PYTHONHOME", "PYTHONPATH")
 STDERR_TAIL_LINES = 200
+MAX_LINE_CHARS = 4 * 1024 * 1024
+"""Longer lines are cut to their start (a `CutLine`), the rest is read and dropped: a runaway
+program must not fill Blender's memory (a 300 MB line cost it over 1 GB)."""
+CUT_LINE_KEEPS = 200
 
 
 def other_python_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -36,6 +41,18 @@ def backend_environment(backend_root: Path, extra: dict[str, str]) -> dict[str, 
     return other_python_environment(
         {**extra, "PYTHONPATH": str(backend_root), "PYTHONDONTWRITEBYTECODE": "1"}
     )
+
+
+class CutLine(str):
+    """The first characters of a line longer than MAX_LINE_CHARS; `length` is its whole length."""
+
+    length: int
+
+
+def _cut_line(start: str, length: int) -> CutLine:
+    line = CutLine(start[:CUT_LINE_KEEPS])
+    line.length = length
+    return line
 
 
 class ChildProcess:
@@ -104,6 +121,14 @@ class ChildProcess:
                 self.stderr_tail.append(line)
             yield from_stdout, line
 
+    def stop_in_background(self, grace: float = 3.0, kill_after: float = 2.0) -> None:
+        """`stop()` on a thread of its own: returns at once. Blender's exit waits for it."""
+        thread = threading.Thread(
+            target=self.stop, args=(grace, kill_after), name="partpacker-stop", daemon=True
+        )
+        _STOPPING[:] = [*(t for t in _STOPPING if t.is_alive()), thread]
+        thread.start()
+
     def stderr_text(self, lines: int = 20) -> str:
         return "\n".join(list(self.stderr_tail)[-lines:])
 
@@ -166,10 +191,34 @@ def _start_reader(
     def read() -> None:
         assert stream is not None
         # Text mode turns the carriage returns of progress bars into line ends as well.
-        for line in stream:
-            lines.put((is_stdout, line.rstrip("\r\n")))
+        while line := stream.readline(MAX_LINE_CHARS):
+            if len(line) == MAX_LINE_CHARS and not line.endswith("\n"):
+                line = _cut_line(line, len(line) + _skip_line(stream))
+                lines.put((is_stdout, line))
+            else:
+                lines.put((is_stdout, line.rstrip("\r\n")))
         lines.put((is_stdout, None))
 
     thread = threading.Thread(target=read, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def _skip_line(stream: IO[str]) -> int:
+    """Read the rest of the current line in bounded pieces; how many characters it had."""
+    skipped = 0
+    while piece := stream.readline(MAX_LINE_CHARS):
+        skipped += len(piece)
+        if piece.endswith("\n"):
+            break
+    return skipped
+
+
+_STOPPING: list[threading.Thread] = []
+
+
+@atexit.register
+def finish_stopping() -> None:
+    """Wait for the stops begun by `stop_in_background()`: no child outlives Blender."""
+    while _STOPPING:
+        _STOPPING.pop().join()

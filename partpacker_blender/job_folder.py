@@ -11,6 +11,7 @@ import bpy
 
 from .image_input import safe_stem
 from .importer import ImportedParts, ImportOptions, import_parts
+from .result_paths import stored_path
 
 
 class JobFolderError(ValueError):
@@ -45,9 +46,11 @@ class JobFolder:
         return seed if isinstance(seed, int) else None
 
     def metadata(self) -> dict[str, Any]:
-        """What made these parts, JSON-friendly, for the custom properties of the result."""
+        """What made these parts, JSON-friendly, for the custom properties of the result; its
+        paths as the .blend file keeps them (result_paths.py)."""
+        image = self.record.get("image")
         return {
-            "image": self.record.get("image", ""),
+            "image": stored_path(image) if isinstance(image, str) and image else "",
             "seed": self.seed,
             "params": self._object("params"),
             "timings": self._object("timings"),
@@ -55,7 +58,7 @@ class JobFolder:
             "device": self._object("device").get("device_name", ""),
             "backend": self.record.get("backend", "This computer"),
             "server": self.record.get("server", ""),
-            "job_folder": str(self.path),
+            "job_folder": stored_path(self.path),
         }
 
     def _object(self, key: str) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from bpy.props import StringProperty
 
 from . import api, notices, session
 from .client import BackendUnavailable, BusyError, WorkerState
-from .generation import input_image, preview_path, start_generation
+from .generation import start_generation, start_preparing
 from .image_input import ImageInputError
 from .importer import ROOT_KEY, find_result_root
 from .job_folder import JobFolderError
 from .parts_file import PartsFileError
-from .problems import report_problem
+from .problems import described, report_problem
 from .props import (
     GENERATION_PARAMETERS,
     MAX_SEED,
@@ -23,6 +23,20 @@ from .props import (
     generation_properties,
     output_properties,
 )
+from .readiness import backend_problem
+
+
+def can_start_job(cls, context: bpy.types.Context) -> bool:
+    """An operator's poll: False, with the reason shown, while a job runs or while the backend
+    is not set up (a check of two files: poll runs at every redraw)."""
+    if session.current().task is not None:
+        cls.poll_message_set("A job is already running: wait for it to finish or cancel it")
+        return False
+    problem = backend_problem(context)
+    if problem is not None:
+        cls.poll_message_set(described(problem.message, problem.hint))
+        return False
+    return True
 
 
 def _run_task(operator: bpy.types.Operator, start) -> set[str]:
@@ -66,6 +80,10 @@ class PARTPACKER_OT_generate(bpy.types.Operator):
         **output_properties(options=SCRIPT_ONLY),
     }
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return can_start_job(cls, context)
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         names = ("image_path", *GENERATION_PARAMETERS, *OUTPUT_OPTIONS)
         given = {n: getattr(self, n) for n in names if self.properties.is_property_set(n)}
@@ -78,12 +96,12 @@ class PARTPACKER_OT_prepare(bpy.types.Operator):
     bl_idname = "partpacker.prepare"
     bl_label = "Prepare"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        def start() -> session.Task:
-            image, stem = input_image(context.scene.partpacker)
-            return session.current().start_prepare(image, preview_path(stem), context.scene.name)
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return can_start_job(cls, context)
 
-        return _run_task(self, start)
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return _run_task(self, lambda: start_preparing(context))
 
 
 class PARTPACKER_OT_cancel(bpy.types.Operator):
@@ -135,7 +153,7 @@ class PARTPACKER_OT_rerun(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return find_result_root(context.active_object) is not None
+        return find_result_root(context.active_object) is not None and can_start_job(cls, context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         root = find_result_root(context.active_object)
@@ -152,6 +170,8 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
 
     bl_idname = "partpacker.import_folder"
     bl_label = "Import Job Folder"
+    # No UNDO flag: the import pushes its one undo step itself (a result that arrives from the
+    # polling timer has no operator to push it); the flag would add a second, empty one.
 
     directory: StringProperty(subtype="DIR_PATH", options=SCRIPT_ONLY)
 
@@ -170,6 +190,17 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PARTPACKER_OT_show_preferences(bpy.types.Operator):
+    """Open the add-on's preferences, where the backend is set up"""
+
+    bl_idname = "partpacker.show_preferences"
+    bl_label = "Set Up Backend..."
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        bpy.ops.preferences.addon_show(module=__package__)
+        return {"FINISHED"}
+
+
 CLASSES = (
     PARTPACKER_OT_generate,
     PARTPACKER_OT_prepare,
@@ -178,4 +209,5 @@ CLASSES = (
     PARTPACKER_OT_free_memory,
     PARTPACKER_OT_rerun,
     PARTPACKER_OT_import_folder,
+    PARTPACKER_OT_show_preferences,
 )

@@ -123,7 +123,8 @@ class PARTPACKER_AddonPreferences(RemoteBackendPreferences, bpy.types.AddonPrefe
     output_dir: StringProperty(
         name="Job Folders",
         subtype="DIR_PATH",
-        description="Where each generation's files go (empty: the extension's user folder)",
+        description="Where each generation's files go (empty: a partpacker folder beside the "
+        "saved .blend file, or Documents/PartPacker while the file is not saved)",
     )
 
     def draw(self, context: bpy.types.Context) -> None:

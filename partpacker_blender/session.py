@@ -17,10 +17,12 @@ from typing import Any
 import bpy
 
 from . import notices, timers
+from .child_process import finish_stopping
 from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
 from .job_folder import JobFolderError, import_job_folder
 from .parts_file import PartsFileError
+from .result_paths import stored_path
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,10 @@ class Session:
     def tick(self) -> float | None:
         shown = (self.client.state, self.task)
         interval = self.client.poll()
-        if self.task is not None or (self.client.state, self.task) != shown:
-            timers.redraw("VIEW_3D")  # progress to show, or the panel's status changed
+        if shown[1] is not None and self.task is None:
+            timers.redraw()  # a job ended: its result (or nothing) everywhere, the panel's state
+        elif self.task is not None or self.client.state != shown[0]:
+            timers.redraw_sidebar()  # progress to show, or the backend's status changed
         return interval
 
     def wait(self, task: Task) -> None:
@@ -182,9 +186,8 @@ def load_preview(path: Path) -> bpy.types.Image:
     if image is None:
         image = bpy.data.images.load(str(path))
         image.name = PREVIEW_IMAGE_NAME
-    else:
-        image.filepath = str(path)
-        image.reload()
+    image.filepath = stored_path(path)  # relative beside a saved .blend file
+    image.reload()
     image.preview_ensure()
     return image
 
@@ -216,6 +219,7 @@ def stop_worker() -> None:
     """At interpreter exit: no orphan worker, whatever state Blender is in."""
     if _SESSION is not None:
         _SESSION.client.stop("Blender is closing")
+    finish_stopping()
 
 
 def ensure_polling() -> None:

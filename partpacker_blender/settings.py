@@ -11,11 +11,20 @@ from .client import WorkerSettings
 BACKEND_PYTHON_ENV = "PARTPACKER_BACKEND_PYTHON"
 """Default backend Python when the preference is empty (dev.py and the tests set it)."""
 ENVIRONMENT_FOLDER = "backend-env"
+BESIDE_BLEND_FOLDER = "partpacker"
+UNSAVED_FILES_FOLDER = "PartPacker"
 
 
 def get_preferences(context: bpy.types.Context | None = None) -> bpy.types.AddonPreferences:
     """The add-on's preferences (preferences.py's PARTPACKER_AddonPreferences)."""
     return (context or bpy.context).preferences.addons[__package__].preferences
+
+
+def save_preference(name: str, value: object) -> None:
+    """Set a preference from code and have it saved as a user's own edit is (Blender saves
+    changed preferences at exit, or with Save Preferences)."""
+    setattr(get_preferences(), name, value)
+    bpy.context.preferences.is_dirty = True
 
 
 def backend_root() -> Path:
@@ -41,8 +50,21 @@ def environment_dir(context: bpy.types.Context | None = None) -> Path:
 
 
 def jobs_folder(context: bpy.types.Context | None = None) -> Path:
+    """Where job folders go: the chosen Job Folders, else a `partpacker` folder beside the saved
+    .blend file, else Documents/PartPacker. Never the extension's user folder, which Blender
+    deletes when the extension is uninstalled or reinstalled."""
     chosen = get_preferences(context).output_dir
-    return Path(bpy.path.abspath(chosen)) if chosen else user_folder() / "jobs"
+    if chosen:
+        return Path(bpy.path.abspath(chosen))
+    if bpy.data.filepath:
+        return Path(bpy.data.filepath).resolve().parent / BESIDE_BLEND_FOLDER
+    return documents_folder() / UNSAVED_FILES_FOLDER
+
+
+def documents_folder() -> Path:
+    """The user's Documents folder (the home folder where there is none)."""
+    documents = Path.home() / "Documents"
+    return documents if documents.is_dir() else Path.home()
 
 
 def worker_settings(context: bpy.types.Context | None = None) -> WorkerSettings:

@@ -22,9 +22,21 @@ def stop_polling(poll: Callable[[], float | None]) -> None:
         bpy.app.timers.unregister(poll)
 
 
-def redraw(area_type: str) -> None:
-    """Redraw every area of `area_type` ("VIEW_3D", "PREFERENCES") in every window."""
+def redraw(area_type: str | None = None, region_type: str | None = None) -> None:
+    """Redraw every area of `area_type` ("VIEW_3D", "PREFERENCES"; None: all) in every window,
+    or only its regions of `region_type` ("UI": the sidebar)."""
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
-            if area.type == area_type:
+            if area_type is not None and area.type != area_type:
+                continue
+            if region_type is None:
                 area.tag_redraw()
+                continue
+            for region in area.regions:
+                if region.type == region_type:
+                    region.tag_redraw()
+
+
+def redraw_sidebar() -> None:
+    """The 3D Viewport's sidebar, where the add-on's panels are: not the viewports themselves."""
+    redraw("VIEW_3D", "UI")

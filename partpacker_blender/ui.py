@@ -6,7 +6,7 @@ from . import notices, session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
 from .messages import stage_name, user_error
-from .settings import worker_settings
+from .readiness import backend_problem
 from .ui_text import draw_wrapped
 
 
@@ -15,8 +15,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     client = session.current().client
     state = client.state
     if state is WorkerState.STOPPED:
-        settings = worker_settings(context)
-        if settings.python is None or not settings.python.is_file():
+        if not backend_set_up(context):
             return "Backend not set up (see Preferences)", "ERROR"
         return "Backend off until the next job", "PAUSE"
     if state is WorkerState.STARTING:
@@ -25,6 +24,10 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     if state is WorkerState.BUSY:
         return f"Busy on {device}", "SORTTIME"
     return f"Ready on {device}", "CHECKMARK"
+
+
+def backend_set_up(context: bpy.types.Context) -> bool:
+    return backend_problem(context) is None
 
 
 def task_progress(task: session.Task) -> tuple[float, str]:
@@ -77,6 +80,8 @@ def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) 
     row = layout.row(align=True)
     row.label(text=text, icon=icon)
     row.operator("partpacker.free_memory", text="", icon="TRASH")
+    if not backend_set_up(context):
+        layout.operator("partpacker.show_preferences", icon="PREFERENCES")
 
 
 class SidebarPanel:

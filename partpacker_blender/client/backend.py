@@ -40,8 +40,12 @@ class Job:
     started: float
     last_event: float
     progress: Progress | None = None
-    cancel_requested: bool = False
+    cancel_requested_at: float | None = None
     sent: bool = False
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_requested_at is not None
 
 
 @dataclass(frozen=True)

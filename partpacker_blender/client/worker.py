@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..child_process import ChildProcess, backend_environment
+from ..child_process import MAX_LINE_CHARS, ChildProcess, CutLine, backend_environment
 from ..polling import wait_until
 from .backend import BackendUnavailable, BusyError, Job, JobOutcome, WorkerState
 from .protocol import (
@@ -96,7 +96,8 @@ class WorkerClient:
         job = self.job
         if job is None:
             return False
-        job.cancel_requested = True
+        if job.cancel_requested_at is None:
+            job.cancel_requested_at = self._clock()
         if not job.sent:
             self._finish(JobOutcome(job, error=JobError("cancelled", "cancelled", id=job.id)))
         else:
@@ -119,12 +120,12 @@ class WorkerClient:
         wait_until(lambda: self.job is not job, self.poll, timeout=timeout, what=f"job {job.id}")
 
     def stop(self, reason: str = "the backend worker was stopped") -> None:
-        """Stop the worker; a running job ends as cancelled."""
+        """Stop the worker without waiting for it to exit; a running job ends as cancelled."""
         process, self._process = self._process, None
         self.hello = None
         if process is not None:
             assert self._settings is not None
-            process.stop(self._settings.stop_timeout, self._settings.stop_timeout)
+            process.stop_in_background(self._settings.stop_timeout, self._settings.stop_timeout)
         if self.job is not None:
             self._finish(JobOutcome(self.job, error=JobError("cancelled", reason, id=self.job.id)))
 
@@ -151,7 +152,14 @@ class WorkerClient:
         process = self._process
         assert process is not None
         for from_stdout, line in process.new_lines():
-            if from_stdout and line.strip():
+            if from_stdout and isinstance(line, CutLine):
+                self._fail_and_stop(
+                    "protocol",
+                    f"the backend wrote a line of {line.length / 1e6:.0f} MB, more than the "
+                    f"{MAX_LINE_CHARS / 1e6:.0f} MB a line may have, and was stopped",
+                    "try again; if it happens again, report it as a bug of the backend",
+                )
+            elif from_stdout and line.strip():
                 self._handle_line(line)
             if self._process is not process:
                 return
@@ -219,6 +227,13 @@ class WorkerClient:
                 f"the backend did not start within {settings.startup_timeout:.0f} s",
                 "check the backend in the add-on preferences",
             )
+        elif self._cancel_overdue(now, settings):
+            self._fail_and_stop(
+                "cancelled",
+                f"the backend did not stop the job within {settings.cancel_grace:.0f} s of the "
+                "cancel, so it was stopped",
+                "",
+            )
         elif self.job is not None and now - self.job.last_event > settings.hang_timeout:
             self._fail_and_stop(
                 "worker_hung",
@@ -233,7 +248,13 @@ class WorkerClient:
             log.info("backend idle for %.0f s: stopping it", settings.idle_timeout)
             self.stop()
 
+    def _cancel_overdue(self, now: float, settings: WorkerSettings) -> bool:
+        cancelled_at = None if self.job is None else self.job.cancel_requested_at
+        return cancelled_at is not None and now - cancelled_at > settings.cancel_grace
+
     def _fail_and_stop(self, code: str, message: str, hint: str) -> None:
+        """End the worker at once; the running job ends with this error, or as cancelled when
+        it was cancelled (the user asked for its end, whatever else went wrong)."""
         assert self._process is not None
         details = self._process.stderr_text()
         log.error("%s\n%s", message, details)
@@ -244,6 +265,8 @@ class WorkerClient:
         else:
             process.stop()
         if self.job is not None:
+            if self.job.cancel_requested:
+                code, hint = "cancelled", ""
             error = JobError(code, message, hint, traceback=details, id=self.job.id)
             self._finish(JobOutcome(self.job, error=error))
 

@@ -23,6 +23,8 @@ class WorkerSettings:
     env: dict[str, str] = field(default_factory=dict)
     hang_timeout: float = 600.0
     """Seconds without any event while a job runs before the worker counts as hung."""
+    cancel_grace: float = 10.0
+    """Seconds a cancelled job has to end before the worker is stopped (it is stuck)."""
     startup_timeout: float = 120.0
     stop_timeout: float = 3.0
     """Seconds a stopping worker gets after end of input, then again after SIGTERM."""

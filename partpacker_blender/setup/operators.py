@@ -45,6 +45,8 @@ def stop_following() -> None:
 def _tick() -> float | None:
     interval = state.current().poll()
     timers.redraw("PREFERENCES")
+    if interval is None:
+        timers.redraw_sidebar()  # the panel's backend status may have changed with the run
     return interval
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import bpy
 
 from .. import session
+from ..child_process import finish_stopping
 from ..client import WorkerState
 from ..problems import Problem
-from ..settings import backend_root, environment_dir, get_preferences, worker_settings
+from ..settings import backend_root, environment_dir, save_preference, worker_settings
 from . import backend_check, state
 from .environment import backend_constraints, backend_requirements
 from .planning import EnvironmentSetup, SetupRequest, WorkerAction, worker_action
@@ -24,7 +25,7 @@ OFFLINE_MESSAGE = "Online access is off (Preferences > System > Network)"
 
 
 def use_backend_python(python: Path) -> None:
-    get_preferences().backend_python = str(python)
+    save_preference("backend_python", str(python))
     backend_check.current().start(python)
 
 
@@ -47,10 +48,18 @@ def start_environment_setup(python_text: str, pip_options: str = "") -> Path:
         pip_args=pip_args,
         python=python,
     )
-    stop_worker_using(request.env_dir)
+    stopped = stop_worker_using(request.env_dir)
     setup = EnvironmentSetup(request)
-    state.current().start(setup.steps(), lambda _: _use_environment(setup))
+    waiting = [Planning("Stop the backend", _worker_ended)] if stopped else []
+    state.current().start([*waiting, *setup.steps()], lambda _: _use_environment(setup))
     return request.env_dir
+
+
+def _worker_ended() -> list[Step]:
+    """On the planning thread: wait for the stopped worker to exit (on Windows it holds the
+    environment's files open until then); nothing to run after it."""
+    finish_stopping()
+    return []
 
 
 def _use_environment(setup: EnvironmentSetup) -> None:
@@ -58,9 +67,10 @@ def _use_environment(setup: EnvironmentSetup) -> None:
     use_backend_python(setup.plan.python)
 
 
-def stop_worker_using(env_dir: Path) -> None:
+def stop_worker_using(env_dir: Path) -> bool:
     """An idle worker started from `env_dir` is stopped before setup changes its files (on
-    Windows it holds the environment's DLLs open); a running job there refuses setup."""
+    Windows it holds the environment's DLLs open); a running job there refuses setup. True
+    when a worker was told to stop (it exits in the background)."""
     current = session.current()
     action = worker_action(
         running=current.client.state is not WorkerState.STOPPED,
@@ -75,6 +85,7 @@ def stop_worker_using(env_dir: Path) -> None:
         )
     if action is WorkerAction.STOP:
         current.client.stop("the backend's environment is being set up again")
+    return action is WorkerAction.STOP
 
 
 def start_using_python(path: Path) -> None:
@@ -90,7 +101,7 @@ def start_using_python(path: Path) -> None:
         return [check.step(dataclasses.replace(settings, python=checked[0].executable))]
 
     def keep(_run: StepRunner) -> None:
-        get_preferences().backend_python = str(checked[0].executable)
+        save_preference("backend_python", str(checked[0].executable))
 
     state.current().start([Planning("Check the Python", plan)], keep)
 

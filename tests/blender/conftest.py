@@ -66,11 +66,21 @@ def tiny_weights(backend_python: Path, tmp_path_factory: pytest.TempPathFactory)
     return folder
 
 
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's home folder while the add-on runs: results of unsaved files go into its
+    Documents folder."""
+    folder = tmp_path_factory.mktemp("home")
+    (folder / "Documents").mkdir()
+    return folder
+
+
 @pytest.fixture
-def backend(addon, prefs, backend_python: Path, tiny_weights: Path, monkeypatch) -> Iterator:
+def backend(addon, prefs, backend_python: Path, tiny_weights: Path, home, monkeypatch) -> Iterator:
     """Preferences pointing at a CPU worker with the tiny weights; the session's worker is
     reused across tests while these settings stay the same."""
     monkeypatch.setenv("PARTPACKER_MODEL_CONFIG", str(tiny_weights / "model_config.json"))
+    monkeypatch.setenv("HOME", str(home))
     prefs.backend_python = str(backend_python)
     prefs.weights_source = "FOLDER"
     prefs.weights_dir = str(tiny_weights)

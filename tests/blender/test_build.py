@@ -164,7 +164,9 @@ def test_installed_zip_enables_and_generates_parts(
         **os.environ,
         "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user"),
         "PARTPACKER_MODEL_CONFIG": str(tiny_weights / "model_config.json"),
+        "HOME": str(tmp_path / "home"),
     }
+    (tmp_path / "home").mkdir()
     arguments = [built_zip, backend_python, tiny_weights, REPO_ROOT / "examples/robot.png"]
     call = f"install_and_generate(*{[str(a) for a in [*arguments, report_file]]!r})"
     completed = subprocess.run(
@@ -186,6 +188,8 @@ def test_installed_zip_enables_and_generates_parts(
     assert report["parts"] >= 1
     assert report["parts_under_one_empty"]
     assert report["added_files_in_addon_folder"] == []
+    jobs = list((tmp_path / "home" / "PartPacker").glob("*/parts.npz"))
+    assert len(jobs) == 1, "an unsaved file's result, outside the extension's folders"
 
 
 def install_and_generate(

@@ -1,56 +1,22 @@
 """The client's process handling with misbehaving workers: a backend package whose `serve`
 speaks another protocol version, dies at start-up, or never says hello. (The real worker's
-jobs, cancel, crash and hang are in test_end_to_end.py.)"""
+jobs, cancel, crash and hang are in test_end_to_end.py; workers that are stuck, slow or
+runaway in test_client_stuck_workers.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
-
-WRITE_PID = 'import os, pathlib; pathlib.Path("pid").write_text(str(os.getpid()))\n'
-
-
-def stand_in_backend(folder: Path, main: str, write_pid: bool = False) -> Path:
-    """A folder with a `backend` package whose `python -m backend ...` runs `main`, first
-    writing its pid to `folder/pid` if `write_pid`."""
-    package = folder / "backend"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "__main__.py").write_text((WRITE_PID if write_pid else "") + textwrap.dedent(main))
-    return folder
-
-
-def started_pid(folder: Path, timeout: float = 10.0) -> int:
-    """The pid a stand-in backend with `write_pid` wrote as its first act."""
-    deadline = time.monotonic() + timeout
-    while not (folder / "pid").is_file() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return int((folder / "pid").read_text())
-
-
-def settings(addon, root: Path, **overrides):
-    return addon.client.WorkerSettings(python=Path(sys.executable), backend_root=root, **overrides)
-
-
-def finish(client, job, timeout: float = 20.0):
-    outcomes = []
-    job.on_done = outcomes.append
-    client.wait(job, timeout=timeout)
-    return outcomes[0]
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from stand_in_worker import (
+    finish,
+    gone_soon,
+    process_gone,
+    settings,
+    stand_in_backend,
+    started_pid,
+)
 
 
 def test_another_protocol_version_is_refused(addon, tmp_path):
@@ -153,8 +119,9 @@ def test_stop_ends_a_worker_that_ignores_end_of_input(addon, tmp_path):
     outcomes = []
     job.on_done = outcomes.append
     client.stop()
+    assert outcomes[0].cancelled, "at once, while the worker is ended in the background"
+    addon.child_process.finish_stopping()  # as Blender's exit does
     assert process_gone(pid)
-    assert outcomes[0].cancelled
 
 
 def test_no_backend_python_means_not_set_up(addon, tmp_path):
@@ -203,7 +170,7 @@ def test_an_idle_worker_is_stopped_after_the_keep_loaded_time(addon, tmp_path):
         time.sleep(0.05)
     assert addon.client.WorkerState.READY in states
     assert client.state is addon.client.WorkerState.STOPPED
-    assert process_gone(pid)
+    assert gone_soon(pid)
 
 
 def test_the_worker_runs_without_blenders_python_settings(addon, tmp_path, monkeypatch):

@@ -68,7 +68,9 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     assert metadata["seed"] == 7
     assert metadata["params"]["steps"] == 2
     assert metadata["params"]["grid_res"] == 32
-    assert metadata["image"] == str(ROBOT)
+    kept = Path(metadata["image"])
+    assert kept.parent.name == Path(metadata["job_folder"]).name, "its job's own copy"
+    assert kept.name == ROBOT.name and kept.read_bytes() == ROBOT.read_bytes()
     assert set(metadata["timings"]) >= {"sample", "decode"}
     assert addon.session.current().last_error is None
 
@@ -115,6 +117,23 @@ def test_cancel_mid_job_imports_nothing_and_is_not_an_error(addon, backend):
     assert backend.last_error is None
     assert not bpy.data.objects
     assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+
+
+def test_cancel_with_a_stuck_worker_stops_it_and_ends_as_cancelled(addon, backend):
+    task = start(addon, steps=50, grid_res=32)
+    poll_until_stage(backend, task, "sample")
+    stuck = backend.client.local.hello.pid
+    os.kill(stuck, signal.SIGSTOP)  # and never continued: it cannot answer the cancel
+    assert bpy.ops.partpacker.cancel() == {"FINISHED"}
+    backend.wait(task)
+    assert task.error.is_cancellation, task.error
+    assert "did not stop" in task.error.message
+    assert backend.last_error is None, "a cancel is not a failure"
+    with pytest.raises(ProcessLookupError):
+        os.kill(stuck, 0)
+    assert not bpy.data.objects
+    assert bpy.ops.partpacker.generate(image_path=str(ROBOT), **QUICK) == {"FINISHED"}
+    assert backend.client.local.hello.pid != stuck
 
 
 def test_a_second_generate_while_busy_is_refused(addon, backend):
@@ -220,11 +239,23 @@ def test_disabling_the_addon_mid_job_stops_the_worker_and_imports_nothing(addon,
     task = start(addon, steps=50, grid_res=32)
     poll_until_stage(backend, task, "sample")
     pid = backend.client.local.hello.pid
+    os.kill(pid, signal.SIGSTOP)  # stuck: only SIGKILL ends it, after the stop timeouts
     disable_addon()
     try:
         assert task.error is not None and task.error.is_cancellation
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
         assert not bpy.data.objects
+        assert running(pid), "disabling returned without waiting for the worker to end"
+        deadline = time.monotonic() + 30
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(pid), "ended in the background"
     finally:
         assert enable_addon() is addon
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -40,6 +40,7 @@ def test_idle_panel_offers_prepare_and_generate_and_says_the_backend_is_not_set_
     assert "partpacker.cancel" not in operators(idle)
     assert "partpacker.free_memory" not in operators(idle), "no GPU memory is held yet"
     assert any("not set up" in text for text in texts(idle))
+    assert "partpacker.show_preferences" in operators(idle), "where to set it up, one click"
     props = {entry["args"][0] for entry in calls(idle, "prop")}
     assert {"image_path", "steps", "cfg_scale", "grid_res", "seed", "randomize_seed"} <= props
 

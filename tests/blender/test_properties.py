@@ -63,7 +63,8 @@ def test_generate_operator_takes_every_parameter_by_name(addon):
     assert properties["steps"].hard_max == 100
 
 
-def test_an_unknown_operator_keyword_is_refused(addon):
+def test_an_unknown_operator_keyword_is_refused(addon, prefs, backend_python):
+    prefs.backend_python = str(backend_python)  # set up: the operator's poll lets it through
     with pytest.raises(TypeError):
         bpy.ops.partpacker.generate(image_path="x.png", num_steps=3)
 

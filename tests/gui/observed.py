@@ -33,7 +33,7 @@ def parts(checkpoint: Checkpoint, root: str) -> dict[str, dict[str, Any]]:
 
 def job_record(root: dict[str, Any]) -> dict[str, Any]:
     """result.json of the job folder the result came from, as the backend wrote it."""
-    return json.loads((Path(root["metadata"]["job_folder"]) / "result.json").read_text())
+    return json.loads((Path(root["files"]["job_folder"]) / "result.json").read_text())
 
 
 def drawn(checkpoint: Checkpoint, panel: str = MAIN_PANEL) -> list[dict[str, Any]]:

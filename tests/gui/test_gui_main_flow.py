@@ -282,7 +282,9 @@ def test_generate_again_reruns_the_selected_result_with_a_new_seed(seen, at):
     again = results(at["generated_again"])[name]
     first = results(at["generated"])["robot_7"]
     assert again["metadata"]["seed"] != 7
-    assert again["metadata"]["image"] == first["metadata"]["image"]
+    same_picture = Path(again["files"]["image"]).read_bytes()
+    assert same_picture == Path(first["files"]["image"]).read_bytes()
+    assert again["files"]["image"] != first["files"]["image"], "each job keeps its own copy"
     for parameter in ("steps", "grid_res", "cfg_scale"):
         assert again["metadata"]["params"][parameter] == first["metadata"]["params"][parameter]
     assert len(parts(at["generated_again"], name)) == len(job_record(again)["parts"]) > 0

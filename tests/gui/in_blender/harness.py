@@ -224,6 +224,11 @@ def object_snapshot(obj: bpy.types.Object) -> dict[str, Any]:
         "faces": len(obj.data.polygons) if obj.type == "MESH" else None,
         "materials": [s.material.name for s in obj.material_slots if s.material],
         "metadata": metadata.to_dict() if hasattr(metadata, "to_dict") else None,
+        "files": {  # the metadata's paths, resolved as the add-on does ("//": beside the .blend)
+            key: bpy.path.abspath(metadata[key])
+            for key in ("job_folder", "image")
+            if hasattr(metadata, "to_dict") and metadata.get(key)
+        },
     }
 
 

@@ -272,7 +272,7 @@ def import_job_folder(ui: Harness):
     ui.observations["import_folder"] = ui.press("partpacker.import_folder")
     yield from ui.until(lambda: file_browser() is not None, "the file browser", 30)
     window, area = file_browser()
-    area.spaces.active.params.directory = folder.encode()
+    area.spaces.active.params.directory = bpy.path.abspath(folder).encode()
     yield 0.5
     region = next(r for r in area.regions if r.type == "WINDOW")
     with bpy.context.temp_override(window=window, area=area, region=region):
