@@ -33,7 +33,7 @@ FIELDS = {
     "vae-other": lambda: tiny_vae_field(1),
 }
 CHUNK = 1 << 16
-slow = pytest.mark.slow
+slow = (pytest.mark.slow, pytest.mark.large_grid)
 CASES = [
     ("analytic", 258),
     ("analytic", 385),

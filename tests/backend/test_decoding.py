@@ -127,7 +127,7 @@ def test_analytic_grid_is_the_official_one_bit_for_bit(strategy: str) -> None:
         ("384_64", "hierarchical"),
         ("384_64", "exact"),
         ("512_64", "hierarchical"),
-        pytest.param("512_64", "exact", marks=pytest.mark.slow),
+        pytest.param("512_64", "exact", marks=(pytest.mark.slow, pytest.mark.large_grid)),
     ],
 )
 def test_analytic_summaries_of_the_official_decoder_at_full_resolution(

@@ -226,6 +226,7 @@ def test_generate_reports_progress_then_one_result(worker: WorkerSession, tmp_pa
 
 
 @pytest.mark.slow  # minutes on a CPU: the tiny VAE is queried at millions of points
+@pytest.mark.large_grid
 def test_the_default_decoder_gives_the_official_mesh_on_levels_that_do_not_double(
     worker: WorkerSession, tiny_settings: PipelineSettings, tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 """Generate on a server from the panel: the preferences set to *Server* (address and token of a
 real `python -m backend web` with tiny weights, started by tests/gui/test_gui_remote.py), Prepare,
-Generate and its result; then a slow job, the panel through the server's stages, and Cancel.
-The real event loop drains the client's thread from its timer."""
+Generate and its result. The real event loop drains the client's thread from its timer. (Cancel
+and the server's stages are tested against the same server in tests/blender/test_remote.py.)"""
 
 import sys
 from pathlib import Path
@@ -9,9 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bpy
-from harness import ADDON, Harness, addon_state, set_panel, settings_from_argv
-
-SLOW_STEPS = 100
+from harness import ADDON, Harness, set_panel, settings_from_argv
 
 
 def remote_generate(ui: Harness):
@@ -31,14 +29,6 @@ def remote_generate(ui: Harness):
     yield from ui.fresh_panels()
     ui.checkpoint("generated")
     yield from ui.screenshot("remote_result")
-    set_panel(steps=SLOW_STEPS, seed=6)
-    ui.press("partpacker.generate")
-    yield from ui.until(lambda: ui.panel_shows("Sampling"), "the panel to show sampling", 180)
-    yield from ui.screenshot("remote_sampling")
-    ui.observations["cancel"] = ui.press("partpacker.cancel")
-    yield from ui.until(lambda: not addon_state()["busy"], "the cancel", 30)
-    yield from ui.fresh_panels()
-    ui.checkpoint("cancelled")
 
 
 Harness(settings_from_argv()).run(remote_generate)
