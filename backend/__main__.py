@@ -1,4 +1,4 @@
-"""`python -m backend`: see backend/cli.py."""
+"""`python -m backend`: see backend/cli/."""
 
 import sys
 

@@ -2,7 +2,8 @@
 
 Each check says what it found and, when something is wrong, what to do. Weight files are checked
 key for key and shape for shape against the models the settings describe, from their metadata:
-safetensors headers, memory-mapped pickles; nothing is loaded onto a device.
+safetensors headers, memory-mapped pickles; nothing is loaded onto a device. Their bytes are
+checked too (weights/integrity.py), which reads each file whole the first time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from .pipeline import ModelConfigs, PipelineSettings
-    from .weights import WeightFiles
+    from .weights import IntegrityRecord, WeightFiles
 
 # The distributions generation imports (pyproject.toml's dependencies).
 LIBRARIES = (
@@ -43,7 +44,9 @@ LIBRARIES = (
 INSTALL_HINT = "install the backend's requirements: pip install -e . (in the backend's folder)"
 GIB = 1024**3
 COMFORTABLE_GPU_BYTES = 12 * GIB
-"""The official pipeline needs about 10 GB of GPU memory at the default grid resolution."""
+"""Below this much GPU memory `doctor` suggests low-memory mode. A rule of thumb, not a
+measurement: the full-size networks' weights alone take about 5.4 GB in bf16 (their parameter
+counts × 2 bytes), and sampling and decoding need working memory beside them."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def model_config_check(settings: PipelineSettings, found: list[ModelConfigs]) ->
 
 
 def weight_checks(settings: PipelineSettings, configs: ModelConfigs) -> list[Check]:
-    from .weights import resolve_weights
+    from .weights import integrity_record, resolve_weights
 
     files: list[WeightFiles] = []
 
@@ -191,31 +194,52 @@ def weight_checks(settings: PipelineSettings, configs: ModelConfigs) -> list[Che
 
     checks = [guarded("weights", locate)]
     if files:
-        for path, expected, prefix in expected_layouts(files[0], configs):
-            check = functools.partial(file_check, path, expected, prefix)
-            checks.append(guarded(f"weights {path.name}", check))
+        record = integrity_record(settings.weights_cache)
+        for layout in expected_layouts(files[0], configs):
+            check = functools.partial(file_check, layout, record)
+            checks.append(guarded(f"weights {layout.path.name}", check))
     return checks
 
 
-def expected_layouts(
-    files: WeightFiles, configs: ModelConfigs
-) -> list[tuple[Path, dict[str, torch.Size], str]]:
-    """(file, expected key shapes, key prefix in the file) of each network, as the
-    pipeline loads them; the models are built on the meta device (no memory)."""
+@dataclass(frozen=True)
+class ExpectedLayout:
+    path: Path
+    shapes: dict[str, torch.Size]
+    prefix: str
+    """Of the network's keys in the file."""
+    skipped: tuple[str, ...]
+    """Key prefixes of the file that the network leaves out."""
+
+
+def expected_layouts(files: WeightFiles, configs: ModelConfigs) -> list[ExpectedLayout]:
+    """What each file must hold for its network, as the pipeline loads them; the models are
+    built on the meta device (no memory)."""
     from .pipeline import checkpoints
 
     return [
-        (path, {key: value.shape for key, value in module.state_dict().items()}, prefix)
-        for module, path, prefix in checkpoints(configs.build_on_meta(), files)
+        ExpectedLayout(
+            path, {key: value.shape for key, value in module.state_dict().items()}, prefix, skipped
+        )
+        for module, path, prefix, skipped in checkpoints(configs.build_on_meta(), files)
     ]
 
 
-def file_check(path: Path, expected: dict[str, torch.Size], prefix: str) -> Check:
-    from .weights import check_state_dict, identify_checkpoint, read_layout, strip_prefix
+def file_check(layout: ExpectedLayout, record: IntegrityRecord) -> Check:
+    """Keys and shapes from the file's metadata, then its bytes."""
+    from .weights import (
+        check_state_dict,
+        drop_skipped,
+        identify_checkpoint,
+        read_layout,
+        strip_prefix,
+        verify_integrity,
+    )
 
-    what = identify_checkpoint(prefix + key for key in expected) or path.name
-    state = strip_prefix(read_layout(path), prefix)
+    path, expected = layout.path, layout.shapes
+    what = identify_checkpoint(layout.prefix + key for key in expected) or path.name
+    state = drop_skipped(strip_prefix(read_layout(path), layout.prefix), layout.skipped)
     check_state_dict(state, expected, file=path, what=what)
+    verify_integrity(path, record)
     size = path.stat().st_size / 1e9
     return Check(
         f"weights {path.name}", True, f"{path}: {len(state)} tensors match ({size:.2f} GB)"

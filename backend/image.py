@@ -50,7 +50,7 @@ CUSTOM_REMBG_MODEL = "u2net_custom"
 
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-READABLE_FORMATS = "PNG, JPEG, WebP, BMP or TIFF"
+READABLE_FORMATS = "PNG, JPEG, WebP, BMP, TGA or TIFF"
 # What Pillow raises for files it recognises but cannot decode (truncated, corrupt, odd modes).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 # What rembg and onnxruntime raise when the segmentation model cannot be loaded or run.

@@ -3,57 +3,43 @@ prepare → condition → sample → decode → extract → post-process → exp
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
 import platform
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
 
 from . import __version__
 from .decoding import (
-    COARSE_TO_FINE,
-    DEFAULT_CHUNK_SIZE,
-    MIN_RESOLUTION,
-    Field,
-    grid_levels,
-    vae_field,
-    vae_fields,
+    DEFAULT_STRATEGY,
+    decode_steps,
+    decode_volumes,
+    query_chunk_size,
+    strategy_named,
 )
-from .device import Placement, choose_placement
-from .errors import BadInputError, CancelCheck, Cancelled, DeviceOutOfMemoryError
+from .device import Placement, attention_kernels, choose_placement
+from .errors import BadInputError, CancelCheck, DeviceOutOfMemoryError
 from .export import write_glb, write_json, write_npz
 from .image import BackgroundRemover, ImagePreparer, PreparedImage
 from .job_folder import JobFolder, building
 from .meshing import MeshOptions, extract_mesh, mesh_parts
 from .models import VAE, DINOv2, DINOv2Config, DiT, DiTConfig, VAEConfig, normalize_image
+from .models.vae import ENCODER_PREFIXES
 from .params import GenerationParams
 from .parts import Part, assemble_parts
+from .progress import JobProgress, ProgressCallback
+from .progress import Progress as Progress  # the events `generate` reports, imported from here
+from .residency import Residency, release_cached_memory
 from .sampling import DEFAULT_SHIFT, initial_noise, sample
 from .weight_cache import load_weights_cached
 from .weights import WeightFiles, load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
-
-LOW_MEMORY_QUERY_BYTES = 2 << 30
-"""Device memory for one VAE query chunk in low-memory mode."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: str
-    step: int
-    total: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -69,28 +55,17 @@ class PipelineSettings:
     rembg_model_path: Path | None = None
     low_memory: bool = False
     """Keep each network in host memory except while it runs (DINOv2, then the DiT, then the
-    VAE), and bound the query chunks: the peak is about the largest network, ~3 GB in bf16,
-    for some seconds of transfers per job."""
-    decode_strategy: str = "surface"
-    """"surface" (ours: the official decoder's mesh for under half its queries) or "hierarchical"
-    (the official coarse-to-fine decoder, query for query)."""
-    query_chunk_size: int | None = None
-    """Points per VAE query; None sizes chunks from free device memory."""
-    reuse_query_context: bool = True
-    """Compute the query's keys and values once per volume (False: once per chunk, as official)."""
-    decode_volumes_together: bool = True
-    """Run the VAE's decoder over both volumes' latents as one batch (False: one after the other,
-    as official)."""
+    VAE), and bound the query chunks (residency.py): the device holds one network's weights at
+    a time, at most the DiT's 2.5 GB in bf16 instead of all three's 5.4 GB, for some seconds of
+    transfers per job (not measured on a GPU yet)."""
+    decode_strategy: str = DEFAULT_STRATEGY
+    """A name of backend.decoding.STRATEGIES."""
     compile_dit: bool = False
     """Run the DiT through torch.compile: fused kernels for every later step, but the first job
     pays the compilation (tens of seconds, again for each new batch shape)."""
 
     def __post_init__(self) -> None:
-        if self.decode_strategy not in COARSE_TO_FINE:
-            raise BadInputError(
-                f"unknown decode strategy {self.decode_strategy!r}",
-                f"choose one of {', '.join(COARSE_TO_FINE)}",
-            )
+        strategy_named(self.decode_strategy)  # an unknown name is bad input before any job
 
 
 @dataclass(frozen=True)
@@ -103,6 +78,14 @@ class ModelConfigs:
         """The three networks without memory behind them, for weights to be assigned to."""
         with torch.device("meta"):
             return Models(DINOv2(self.dinov2), DiT(self.dit), VAE(self.vae))
+
+    def attention_head_dims(self) -> dict[str, int]:
+        return {
+            "dinov2": self.dinov2.hidden_size // self.dinov2.num_attention_heads,
+            "dit": self.dit.hidden_dim // self.dit.num_heads,
+            "vae": self.vae.dec_hidden_dim // self.vae.dec_num_heads,
+            "vae_query": self.vae.query_hidden_dim // self.vae.query_num_heads,
+        }
 
     @classmethod
     def from_file(cls, path: Path | None) -> ModelConfigs:
@@ -145,36 +128,6 @@ class GenerationResult:
         }
 
 
-class StageClock:
-    """Per-stage wall times, and the progress/cancel hooks of one job."""
-
-    def __init__(self, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None):
-        self.timings: dict[str, float] = {}
-        self.on_progress = on_progress
-        self.should_cancel = should_cancel
-
-    @contextlib.contextmanager
-    def stage(self, name: str, total: int = 1) -> Iterator[Callable[[int, int], None]]:
-        self.check_cancel()
-        self.report(name, 0, total)
-        start = time.perf_counter()
-        yield lambda step, steps: self.step(name, step, steps)
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-
-    def step(self, stage: str, step: int, total: int) -> None:
-        """A step of a stage done: report it, then stop here if the job was cancelled."""
-        self.report(stage, step, total)
-        self.check_cancel()
-
-    def report(self, stage: str, step: int, total: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(Progress(stage, step, total))
-
-    def check_cancel(self) -> None:
-        if self.should_cancel is not None and self.should_cancel():
-            raise Cancelled("generation cancelled")
-
-
 class PartPackerPipeline:
     """Loads the weights once and turns images into part meshes, one job at a time."""
 
@@ -192,6 +145,7 @@ class PartPackerPipeline:
             BackgroundRemover(settings.rembg_model, settings.rembg_model_path)
         )
         self.models = self._compiled(models) if models else None
+        self.residency = Residency(self.placement.device, settings.low_memory)
 
     def device_report(self) -> dict[str, Any]:
         return self.placement.report()
@@ -201,9 +155,9 @@ class PartPackerPipeline:
         return self.models is not None
 
     def load(self, on_progress: ProgressCallback | None = None) -> Models:
-        return self._ensure_loaded(StageClock(on_progress, None))
+        return self._ensure_loaded(JobProgress(on_progress, None))
 
-    def _ensure_loaded(self, clock: StageClock) -> Models:
+    def _ensure_loaded(self, clock: JobProgress) -> Models:
         if self.models is None:
             with clock.stage("load", 3) as step:
                 files = resolve_weights(
@@ -217,10 +171,10 @@ class PartPackerPipeline:
 
     def _load_models(self, files: WeightFiles, step: Callable[[int, int], None]) -> Models:
         models = self.configs.build_on_meta()
-        home = torch.device("cpu") if self.settings.low_memory else self.placement.device
+        home = self.residency.home
         networks = checkpoints(models, files)
-        for done, (module, path, prefix) in enumerate(networks, start=1):
-            self._load(module, path, prefix, home)
+        for done, checkpoint in enumerate(networks, start=1):
+            self._load(checkpoint, home)
             if done < len(networks):
                 step(done, len(networks))  # may stop between files; the caller reports the last
         return models
@@ -231,20 +185,26 @@ class PartPackerPipeline:
             return models
         return replace(models, dit=cast(DiT, torch.compile(models.dit)))
 
-    def _load(self, module: torch.nn.Module, path: Path, prefix: str, device: Any) -> None:
+    def _load(self, checkpoint: Checkpoint, device: Any) -> None:
+        module, path, prefix, skipped = checkpoint
         dtype, cache_dir = self.placement.dtype, self.settings.weights_cache
+        how: dict[str, Any] = {
+            "prefix": prefix,
+            "skipped": skipped,
+            "dtype": dtype,
+            "device": device,
+        }
         if cache_dir is None:
-            load_weights(module, path, prefix=prefix, dtype=dtype, device=device)
+            load_weights(module, path, **how)
         else:
-            load_weights_cached(
-                module, path, cache_dir=cache_dir, prefix=prefix, dtype=dtype, device=device
-            )
+            load_weights_cached(module, path, cache_dir=cache_dir, **how)
 
     def unload(self) -> int:
         """Drop the models; returns the device bytes that freed (0 on the CPU)."""
         before = self._device_bytes()
         self.models = None
-        self._release_cached_memory()
+        self.residency.forget()
+        release_cached_memory(self.placement.device)
         return max(before - self._device_bytes(), 0)
 
     def _device_bytes(self) -> int:
@@ -266,28 +226,29 @@ class PartPackerPipeline:
         params = (params or GenerationParams()).with_resolved_seed()
         try:
             with building(output_dir) as folder:  # an output that cannot work is refused first
-                clock = StageClock(on_progress, should_cancel)
+                clock = JobProgress(on_progress, should_cancel)
                 return self._generate(image, folder, params, clock)
         except torch.OutOfMemoryError as error:
-            self._release_cached_memory()
             raise DeviceOutOfMemoryError(
                 f"the {self.placement.report()['device_name']} ran out of memory",
                 f"lower the grid resolution (now {params.grid_res}), close other GPU programs, "
                 "or use low-memory mode",
             ) from error
+        finally:
+            release_cached_memory(self.placement.device)  # the models stay loaded
 
     def _generate(
-        self, image: Path, folder: JobFolder, params: GenerationParams, clock: StageClock
+        self, image: Path, folder: JobFolder, params: GenerationParams, clock: JobProgress
     ) -> GenerationResult:
         with clock.stage("prepare"):  # first: a bad image fails before any folder or weights
             prepared = self.preparer.prepare(image)
             prepared.save_preview(folder.file("preview.png"))
         models = self._ensure_loaded(clock)
-        with clock.stage("condition"), self._on_device(models.dinov2):
+        with clock.stage("condition"), self.residency.visit(models.dinov2):
             cond = self._condition(models.dinov2, prepared)
-        with clock.stage("sample", params.steps) as step, self._on_device(models.dit):
+        with clock.stage("sample", params.steps) as step, self.residency.visit(models.dit):
             latent = self._sample(models.dit, cond, params, step, clock.should_cancel)
-        with self._on_device(models.vae):
+        with self.residency.visit(models.vae):
             grids = self._decode(models.vae, latent, params.grid_res, clock)
         options = MeshOptions(
             simplify=params.simplify,
@@ -297,7 +258,7 @@ class PartPackerPipeline:
         with clock.stage("extract", len(grids)) as step:
             meshes = []
             for volume, grid in enumerate(grids):
-                meshes.append(extract_mesh(grid, options.backend))
+                meshes.append(extract_mesh(grid, options.marching_cubes))
                 step(volume + 1, len(grids))
         with clock.stage("postprocess", len(meshes)) as step:
             per_volume = []
@@ -309,20 +270,6 @@ class PartPackerPipeline:
             write_glb(parts, folder.file("parts.glb"))
             write_npz(parts, folder.file("parts.npz"))
         return self._record(image, folder, params, parts, clock.timings)
-
-    @contextlib.contextmanager
-    def _on_device(self, module: torch.nn.Module) -> Iterator[None]:
-        """In low-memory mode, `module` is on the device only inside this block (and leaves it
-        whatever happens there); otherwise it stays where it was loaded, on the device."""
-        if not self.settings.low_memory:
-            yield
-            return
-        try:
-            module.to(self.placement.device)  # an out-of-memory here leaves nothing behind either
-            yield
-        finally:
-            module.to("cpu")
-            self._release_cached_memory()
 
     @torch.no_grad()
     def _condition(self, dinov2: DINOv2, prepared: PreparedImage) -> torch.Tensor:
@@ -353,40 +300,15 @@ class PartPackerPipeline:
         )
 
     def _decode(
-        self, vae: VAE, latent: torch.Tensor, resolution: int, clock: StageClock
+        self, vae: VAE, latent: torch.Tensor, resolution: int, clock: JobProgress
     ) -> list[np.ndarray]:
-        levels = len(grid_levels(resolution, MIN_RESOLUTION))
-        volumes = latent.chunk(2, dim=1)
-        decode = COARSE_TO_FINE[self.settings.decode_strategy]
-        total = levels * len(volumes)
-        grids = []
-        with clock.stage("decode", total) as step:
-            fields = self._fields(vae, volumes)
-            chunk_size = self.settings.query_chunk_size or query_chunk_size(
-                self.placement, self.configs.vae, self.settings.low_memory
+        strategy = strategy_named(self.settings.decode_strategy)
+        with clock.stage("decode", decode_steps(strategy, resolution)) as step:
+            settings = self.settings
+            chunk_size = query_chunk_size(self.placement, self.configs.vae, settings.low_memory)
+            return decode_volumes(
+                vae, latent, resolution, strategy, chunk_size, step, clock.should_cancel
             )
-            for index, field in enumerate(fields):
-
-                def on_level(done: int, _: int, first: int = index * levels) -> None:
-                    step(first + done, total)
-
-                grid = decode(
-                    field,
-                    resolution,
-                    MIN_RESOLUTION,
-                    chunk_size,
-                    self.placement.device,
-                    on_level=on_level,
-                    should_cancel=clock.should_cancel,
-                )
-                grids.append(grid.cpu().numpy())
-        return grids
-
-    def _fields(self, vae: VAE, volumes: tuple[torch.Tensor, ...]) -> list[Field]:
-        reuse = self.settings.reuse_query_context
-        if self.settings.decode_volumes_together:
-            return vae_fields(vae, torch.cat(volumes), reuse)
-        return [vae_field(vae, volume, reuse) for volume in volumes]
 
     def _record(
         self,
@@ -415,37 +337,31 @@ class PartPackerPipeline:
             "timings": timings,
             "parts": result.parts,
             "device": self.placement.report(),
+            "attention_kernels": attention_kernels(
+                self.placement, self.configs.attention_head_dims()
+            ),
             "versions": versions(),
         }
         write_json(record, folder.file("result.json"))
         return result
 
-    def _release_cached_memory(self) -> None:
-        gc.collect()
-        if self.placement.device.type == "cuda":
-            torch.cuda.empty_cache()
+
+class Checkpoint(NamedTuple):
+    module: torch.nn.Module
+    path: Path
+    prefix: str = ""
+    """Of the network's keys in the file."""
+    skipped: tuple[str, ...] = ()
+    """Key prefixes of the file that the network leaves out."""
 
 
-def checkpoints(models: Models, files: WeightFiles) -> list[tuple[torch.nn.Module, Path, str]]:
-    """Each network with the file its weights come from and their key prefix in that file."""
+def checkpoints(models: Models, files: WeightFiles) -> list[Checkpoint]:
+    """Each network with the file its weights come from."""
     return [
-        (models.dinov2, files.dinov2, ""),
-        (models.dit, files.flow, "dit."),
-        (models.vae, files.vae, ""),
+        Checkpoint(models.dinov2, files.dinov2),
+        Checkpoint(models.dit, files.flow, prefix="dit."),
+        Checkpoint(models.vae, files.vae, skipped=ENCODER_PREFIXES),
     ]
-
-
-def query_chunk_size(placement: Placement, config: VAEConfig, low_memory: bool = False) -> int:
-    """As many points per query as fit in half the free device memory (at most
-    LOW_MEMORY_QUERY_BYTES in low-memory mode), between DEFAULT_CHUNK_SIZE and 2^20. Per point:
-    the query's activations, and attention scores in case no fused kernel runs."""
-    if placement.device.type != "cuda":
-        return DEFAULT_CHUNK_SIZE  # CPU attention runs unfused: bigger chunks only cost memory
-    free, _ = torch.cuda.mem_get_info(placement.device)
-    budget = min(free // 2, LOW_MEMORY_QUERY_BYTES) if low_memory else free // 2
-    activations = 12 * config.query_hidden_dim * placement.dtype.itemsize
-    scores = 4 * config.query_num_heads * config.latent_size
-    return int(min(max(budget // (activations + scores), DEFAULT_CHUNK_SIZE), 1 << 20))
 
 
 def part_summary(part: Part) -> dict[str, Any]:

@@ -60,6 +60,8 @@ def sample(
     dtype = dit.proj_in.weight.dtype
     sigmas = sigma_schedule(num_steps, shift)
     cond_pair = torch.cat([cond, torch.zeros_like(cond)]).to(dtype)
+    pair_kv = dit.condition_keys_values(cond_pair)  # once per job: the same at every step
+    cond_kv = [(keys[:1], values[:1]) for keys, values in pair_kv]
     guided = num_steps if guidance_steps is None else guidance_steps
     x = noise.float()
     for i in range(num_steps):
@@ -67,10 +69,11 @@ def sample(
             raise Cancelled("generation cancelled during sampling")
         t = torch.full((2,), float32_scalar(1000 * sigmas[i]), device=x.device)
         if i < guided:
-            v_cond, v_uncond = dit(torch.cat([x, x]).to(dtype), cond_pair, t).float().chunk(2)
+            v_pair = dit(torch.cat([x, x]).to(dtype), None, t, pair_kv).float()
+            v_cond, v_uncond = v_pair.chunk(2)
             v = v_uncond + (v_cond - v_uncond) * cfg_scale
         else:
-            v = dit(x.to(dtype), cond_pair[:1], t[:1]).float()
+            v = dit(x.to(dtype), None, t[:1], cond_kv).float()
         x = x - float32_scalar(sigmas[i] - sigmas[i + 1]) * v
         if on_step is not None:
             on_step(i + 1, num_steps)

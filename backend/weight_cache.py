@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .files import write_atomically
-from .weights import load_weights
+from .weights import integrity_record, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,14 @@ def load_weights_cached(
     *,
     cache_dir: Path,
     prefix: str = "",
+    skipped: tuple[str, ...] = (),
     dtype: torch.dtype,
     device: torch.device | str,
 ) -> torch.nn.Module:
-    """`weights.load_weights`, through the cache: convert once, then map the converted file."""
+    """`weights.load_weights`, through the cache: convert once, then map the converted file.
+
+    The source's integrity check (weights/integrity.py) runs when it is converted; its record
+    is kept in `cache_dir` too."""
     cached = cache_path(Path(path), dtype, cache_dir)
     if cached.is_file():
         try:
@@ -50,7 +54,10 @@ def load_weights_cached(
             return module.eval()
         except (SafetensorError, OSError, RuntimeError) as error:
             log.warning("converted cache %s is unusable (%s); converting again", cached, error)
-    load_weights(module, path, prefix=prefix, dtype=dtype, device=device)
+    record = integrity_record(cache_dir)
+    load_weights(
+        module, path, prefix=prefix, skipped=skipped, dtype=dtype, device=device, record=record
+    )
     write_cache(module, cached)
     return module
 

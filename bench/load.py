@@ -6,13 +6,16 @@
 Random float32 checkpoints in the published layout are written first (flow.pt with `dit.` keys,
 vae.pt wrapped in {"model": ...}, the DINOv2 safetensors); then each way of loading runs in a
 fresh process so no page cache of Python objects is shared, and the table shows seconds and the
-ratio. The OS file cache is warm for both (the files were just written), which favours neither.
+ratio. The first load also checks the files' bytes (backend/weights/integrity.py); the later
+ones find them in the record of checked files and skip that. The OS file cache is warm for all
+(the files were just written), which favours none.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,10 +27,14 @@ from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tiny_weights import vae_encoder_state  # noqa: E402
 
 from backend.device import choose_placement  # noqa: E402
 from backend.models import VAE, DINOv2, DiT  # noqa: E402
 from backend.pipeline import ModelConfigs  # noqa: E402
+from backend.weights.integrity import RECORD_ENV  # noqa: E402
 
 MEDIUM = {
     "dit": {"hidden_dim": 768, "num_heads": 12, "num_layers": 12, "latent_size": 1024},
@@ -48,7 +55,8 @@ def write_checkpoints(folder: Path, configs: ModelConfigs) -> None:
     with torch.device("meta"):
         dit, vae, dino = DiT(configs.dit), VAE(configs.vae), DINOv2(configs.dinov2)
     torch.save({f"dit.{k}": v for k, v in random_state(dit).items()}, folder / "flow.pt")
-    torch.save({"model": random_state(vae)}, folder / "vae.pt")
+    encoder = vae_encoder_state(configs.vae, generator)  # in vae.pt, skipped when loading
+    torch.save({"model": {**encoder, **random_state(vae)}}, folder / "vae.pt")
     save_file(random_state(dino), folder / "model.safetensors")
 
 
@@ -66,7 +74,11 @@ def timed_load(folder: Path, config: Path | None, cache: Path | None, device: st
     )
     args = [str(ROOT), str(folder), str(config or ""), str(cache or ""), device]
     output = subprocess.run(
-        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, RECORD_ENV: str(folder / "verified-weights.json")},
     ).stdout
     return float(output.strip().splitlines()[-1])
 
@@ -98,16 +110,18 @@ def main() -> None:
         )
         cache = folder / "cache"
         device = str(placement.device.type)
+        checking = timed_load(folder, config, None, device)
         published = timed_load(folder, config, None, device)
         converting = timed_load(folder, config, cache, device)
         cached = timed_load(folder, config, cache, device)
-    print(f"\n{'load':<34}{'seconds':>10}{'vs published':>14}")
+    print(f"\n{'load':<40}{'seconds':>10}{'vs published':>14}")
     for name, seconds in [
+        ("published files, first (integrity check)", checking),
         ("published files", published),
         ("first cached load (converts)", converting),
         ("converted cache", cached),
     ]:
-        print(f"{name:<34}{seconds:>10.2f}{published / seconds:>13.2f}x")
+        print(f"{name:<40}{seconds:>10.2f}{published / seconds:>13.2f}x")
 
 
 if __name__ == "__main__":

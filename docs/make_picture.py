@@ -1,6 +1,6 @@
 """The README's picture: a toy robot, hand-made as two packed occupancy volumes, through our
 marching cubes, part split and palette (backend) and our importer (Blender), rendered with Cycles:
-once as imported, once with every part object moved outwards.
+once as imported, once exploded with the result's Explode slider (partpacker_blender/parts).
 
     python3 docs/make_picture.py        # after `python3 dev.py test` has built both environments
 
@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PICTURE = ROOT / "docs" / "parts-in-blender.png"
 RESOLUTION = 128
-EXPLODE = 1.45
-"""How far the right-hand copy's parts move out from the model's centre."""
+EXPLODE = 0.45
+"""The right-hand copy's Explode slider: each part 1.45 times as far from the centre."""
 
 # Model frame: axis 0 points to the front, axis 1 to the side, axis 2 up.
 # (kind, volume, centre, size): boxes by half extents, cylinders (upright) by radius and half
@@ -83,6 +83,7 @@ def render(npz_path: Path) -> None:
 
     sys.path.insert(0, str(ROOT))
     from partpacker_blender.importer import ImportOptions, import_parts
+    from partpacker_blender.parts.explode import set_explode
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
@@ -92,8 +93,7 @@ def render(npz_path: Path) -> None:
     exploded = import_parts(
         npz_path, scene, stem="robot", options=ImportOptions(location=(1.2, 0, 0))
     )
-    for part in exploded.parts:
-        part.location *= EXPLODE
+    set_explode(exploded.root, EXPLODE)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     camera.location = (1.4, -8.0, 1.2)

@@ -1,5 +1,7 @@
 """Parts (parts.npz, or a GLB: ours or the public Space's) -> Blender objects: one mesh object
-per part under one Empty, in one undo step.
+per part under one Empty, in one undo step. The result arrives selected, its Empty active, beside
+what already stands at its spot, and named so that no two results share a name (robot_7,
+robot_7-2; their parts robot_7_part_000...).
 
 Callable from any script without operators:
 
@@ -18,7 +20,9 @@ import bpy
 import numpy as np
 
 from .glb_file import read_glb
+from .parts.explode import add_explode
 from .parts_file import Part, read_parts
+from .placement import Box, free_spot
 
 ROOT_KEY = "partpacker"
 """Custom property of the parent Empty that holds the generation's metadata."""
@@ -31,6 +35,8 @@ class ImportOptions:
     location: tuple[float, float, float] = (0.0, 0.0, 0.0)
     shade_smooth: bool = True
     new_collection: bool = True
+    beside_others: bool = True
+    """Move the result along +X, out of whatever visible object occupies `location`."""
 
 
 @dataclass
@@ -55,12 +61,50 @@ def import_parts(
     parts_path = Path(parts_path)
     parts = read_glb(parts_path) if parts_path.suffix == ".glb" else read_parts(parts_path)
     options = options or ImportOptions()
-    name = stem if seed is None else f"{stem}_{seed}"
+    view_layer = _view_layer_of(scene)
+    name = unused_name(stem if seed is None else f"{stem}_{seed}", [p.name for p in parts])
+    location = options.location
+    if options.beside_others:
+        location = free_spot(location, options.size / 2, _occupied(scene, view_layer))
     collection = _target_collection(scene, name, options.new_collection)
-    root = _make_root(name, collection, options, metadata or {})
-    objects = [_make_part_object(part, stem, root, collection, options) for part in parts]
+    root = _make_root(name, collection, options, location, metadata or {})
+    objects = [_make_part_object(part, name, root, collection, options) for part in parts]
+    add_explode(root)
+    select_result(view_layer, root, objects)
     push_undo_step(f"PartPacker: import {name}")
     return ImportedParts(root, objects, collection if options.new_collection else None)
+
+
+def unused_name(base: str, part_names: Sequence[str]) -> str:
+    """`base`, or `base-2`, `base-3`...: the first whose result, collection, parts, meshes and
+    materials would all have names of their own (Blender would add ".001" otherwise)."""
+    data = bpy.data
+
+    def taken(name: str) -> bool:
+        parts = [f"{name}_{part}" for part in part_names]
+        return (
+            name in data.objects
+            or name in data.collections
+            or any(p in data.objects or p in data.meshes or p in data.materials for p in parts)
+        )
+
+    name, number = base, 1
+    while taken(name):
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
+def select_result(
+    view_layer: bpy.types.ViewLayer, root: bpy.types.Object, parts: Sequence[bpy.types.Object]
+) -> None:
+    """The new result alone selected and its Empty active, as a click in the Outliner leaves it
+    (so Selected Result shows it)."""
+    for obj in view_layer.objects:
+        obj.select_set(False, view_layer=view_layer)
+    for obj in (root, *parts):
+        obj.select_set(True, view_layer=view_layer)
+    view_layer.objects.active = root
 
 
 def find_result_root(obj: bpy.types.Object | None) -> bpy.types.Object | None:
@@ -108,6 +152,29 @@ def push_undo_step(message: str) -> None:
         bpy.ops.ed.undo_push(message=message)
 
 
+def _view_layer_of(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
+    """The view layer a window shows `scene` with, else the scene's first."""
+    for window in bpy.context.window_manager.windows:
+        if window.scene == scene:
+            return window.view_layer
+    return scene.view_layers[0]
+
+
+GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
+
+
+def _occupied(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> list[Box]:
+    """World-space bounding boxes of the visible objects that have geometry."""
+    boxes = []
+    for obj in scene.objects:
+        if obj.type in GEOMETRY_TYPES and obj.visible_get(view_layer=view_layer):
+            matrix = np.array(obj.matrix_world)
+            corners = np.array(obj.bound_box) @ matrix[:3, :3].T + matrix[:3, 3]
+            low, high = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+            boxes.append((tuple(low), tuple(high)))
+    return boxes
+
+
 def _target_collection(
     scene: bpy.types.Scene, name: str, new_collection: bool
 ) -> bpy.types.Collection:
@@ -122,11 +189,12 @@ def _make_root(
     name: str,
     collection: bpy.types.Collection,
     options: ImportOptions,
+    location: Sequence[float],
     metadata: Mapping[str, Any],
 ) -> bpy.types.Object:
     root = bpy.data.objects.new(name, None)
     root.empty_display_type = "PLAIN_AXES"
-    root.location = options.location
+    root.location = location
     root.scale = (options.size / 2,) * 3
     root[ROOT_KEY] = _idproperty_value(dict(metadata))
     collection.objects.link(root)
@@ -135,12 +203,12 @@ def _make_root(
 
 def _make_part_object(
     part: Part,
-    stem: str,
+    result_name: str,
     root: bpy.types.Object,
     collection: bpy.types.Collection,
     options: ImportOptions,
 ) -> bpy.types.Object:
-    name = f"{stem}_{part.name}"
+    name = f"{result_name}_{part.name}"
     vertices = gltf_to_blender(part.vertices)
     # The origin at the part's centre lets an artist rotate or scale a part in place.
     centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2 if len(vertices) else np.zeros(3)

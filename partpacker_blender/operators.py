@@ -1,12 +1,13 @@
 """Operators: read properties, call one function, report. The work lives in plain modules."""
 
 import random
+import time
 from pathlib import Path
 
 import bpy
 from bpy.props import StringProperty
 
-from . import api, session
+from . import api, notices, session
 from .client import BackendUnavailable, BusyError, WorkerState
 from .generation import start_generation, start_preparing
 from .image_input import ImageInputError
@@ -53,7 +54,7 @@ def _run_task(operator: bpy.types.Operator, start) -> set[str]:
         return {"FINISHED"}
     session.current().wait(task)
     if task.imported is not None:
-        operator.report({"INFO"}, f"{len(task.imported.parts)} parts imported")
+        operator.report({"INFO"}, notices.latest())
     if task.error is None:
         return {"FINISHED"}
     if task.error.is_cancellation:
@@ -179,10 +180,13 @@ class PARTPACKER_OT_import_folder(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        started = time.monotonic()
         try:
-            api.import_job_folder(Path(bpy.path.abspath(self.directory)))
+            parts = api.import_job_folder(Path(bpy.path.abspath(self.directory)))
         except (JobFolderError, PartsFileError) as error:
             return report_problem(self, str(error))
+        seconds = time.monotonic() - started
+        notices.announce(notices.imported_text(len(parts), seconds), operator=self)
         return {"FINISHED"}
 
 

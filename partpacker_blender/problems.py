@@ -3,7 +3,11 @@ Plain Python: the client package uses it too."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+FILE_NAME = re.compile(r"[\w-]+\.[A-Za-z0-9]{1,5}\b")
+"""A word like notes.txt or parts.npz, which keeps its case at the start of a sentence."""
 
 
 class Problem(Exception):
@@ -16,7 +20,10 @@ class Problem(Exception):
 
 
 def sentence(text: str) -> str:
-    """Messages are lower-case clauses (as the backend writes them); the UI shows sentences."""
+    """Messages are lower-case clauses (as the backend writes them); the UI shows sentences.
+    A file name or a path at the start stays as it is spelled."""
+    if FILE_NAME.match(text) or text[:1] in ("/", "\\", "~"):
+        return text
     return text[:1].upper() + text[1:]
 
 

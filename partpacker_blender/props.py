@@ -123,7 +123,8 @@ def output_properties(**extra: Any) -> dict[str, Any]:
             **extra,
             name="Place at 3D Cursor",
             default=True,
-            description="Put the result at the 3D cursor",
+            description="Put the result at the 3D cursor (beside whatever stands there, so that "
+            "it is not hidden inside it); off: at the world origin, likewise",
         ),
         "shade_smooth": BoolProperty(
             **extra, name="Shade Smooth", default=True, description="Smooth shading on every part"
@@ -137,6 +138,12 @@ def output_properties(**extra: Any) -> dict[str, Any]:
     }
 
 
+def _forget_preview(settings: Any, _context: bpy.types.Context) -> None:
+    """Another image is chosen: the segmentation shown was made from the one before."""
+    if settings.preview_image is not None:
+        settings.preview_image = None
+
+
 def image_properties() -> dict[str, Any]:
     return {
         "image_source": EnumProperty(
@@ -146,16 +153,19 @@ def image_properties() -> dict[str, Any]:
                 ("IMAGE", "Image", "An image in this .blend file", "IMAGE_DATA", 1),
             ),
             default="FILE",
+            update=_forget_preview,
         ),
         "image_path": bpy.props.StringProperty(
             name="Image",
             subtype="FILE_PATH",
+            update=_forget_preview,
             description="Photo or render of one object (PNG with alpha keeps its mask)",
         ),
         "image": PointerProperty(
             name="Image",
             type=bpy.types.Image,
             description="Image datablock; packed and generated images are saved to a temporary PNG",
+            update=_forget_preview,
         ),
         "preview_image": PointerProperty(
             name="Segmentation",

@@ -16,7 +16,7 @@ from typing import Any
 
 import bpy
 
-from . import timers
+from . import notices, timers
 from .child_process import finish_stopping
 from .client import Backend, Job, JobError, JobOutcome
 from .importer import ImportedParts, ImportOptions
@@ -117,6 +117,7 @@ class Session:
             task.kind, fields, lambda outcome: self._settle(task, outcome, on_done)
         )
         self.task, self.last_error = task, None
+        notices.forget()
         return task
 
     def _settle(self, task: Task, outcome: JobOutcome, on_done: Callable) -> None:
@@ -157,11 +158,15 @@ class Session:
             task.imported = import_job_folder(folder, scene, request.options, stem=request.stem)
         except (JobFolderError, PartsFileError) as error:
             self._fail(task, "import", str(error), "the job folder is kept for inspection")
+            return
+        notices.announce(notices.imported_text(len(task.imported.parts), task.elapsed))
 
     def _on_prepared(self, task: Task, outcome: JobOutcome) -> None:
-        if not self._finish(task, outcome):
-            return
         scene = bpy.data.scenes.get(task.scene_name)
+        if not self._finish(task, outcome):
+            if scene is not None and outcome.error is not None and not outcome.cancelled:
+                scene.partpacker.preview_image = None  # it showed another image's cut-out
+            return
         assert outcome.result is not None
         image = load_preview(Path(outcome.result["preview"]))
         if scene is not None:

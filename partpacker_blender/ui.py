@@ -2,22 +2,12 @@
 
 import bpy
 
-from . import session
+from . import notices, session
 from .client import WorkerState
 from .importer import ROOT_KEY, find_result_root
-from .problems import sentence
+from .messages import stage_name, user_error
 from .readiness import backend_problem
-
-STAGE_NAMES = {
-    "load": "Loading models",
-    "prepare": "Preparing image",
-    "condition": "Reading image",
-    "sample": "Sampling",
-    "decode": "Decoding volumes",
-    "extract": "Extracting surfaces",
-    "postprocess": "Splitting parts",
-    "export": "Writing files",
-}
+from .ui_text import draw_wrapped
 
 
 def backend_status(context: bpy.types.Context) -> tuple[str, str]:
@@ -27,7 +17,7 @@ def backend_status(context: bpy.types.Context) -> tuple[str, str]:
     if state is WorkerState.STOPPED:
         if not backend_set_up(context):
             return "Backend not set up (see Preferences)", "ERROR"
-        return "Backend stopped: starts with the next job", "CHECKBOX_DEHLT"
+        return "Backend off until the next job", "PAUSE"
     if state is WorkerState.STARTING:
         return "Backend starting…", "SORTTIME"
     device = client.device_name
@@ -47,7 +37,7 @@ def task_progress(task: session.Task) -> tuple[float, str]:
         return 0.0, f"Cancelling… {task.elapsed:.0f} s"
     if progress is None:
         return 0.0, f"Waiting for the backend… {task.elapsed:.0f} s"
-    stage = STAGE_NAMES.get(progress.stage, progress.stage.capitalize())
+    stage = stage_name(progress.stage)
     fraction = progress.step / progress.total if progress.total else 0.0
     steps = f" {progress.step}/{progress.total}" if progress.total > 1 else ""
     return fraction, f"{stage}{steps} · {task.elapsed:.0f} s"
@@ -71,16 +61,22 @@ def draw_task(layout: bpy.types.UILayout, task: session.Task) -> None:
     box.operator("partpacker.cancel", icon="CANCEL")
 
 
-def draw_error(layout: bpy.types.UILayout, error) -> None:
+def draw_error(layout: bpy.types.UILayout, context: bpy.types.Context, error) -> None:
+    """The error in the user's words, wrapped to the sidebar, and Details for all of it."""
+    message, hint = user_error(error.code, error.message, error.hint)
     box = layout.box()
-    column = box.column(align=True)
-    column.label(text=sentence(error.message), icon="ERROR")
-    if error.hint:
-        column.label(text=sentence(error.hint), icon="INFO")
+    draw_wrapped(box, context, message, icon="ERROR")
+    if hint:
+        draw_wrapped(box, context, hint, icon="INFO")
+    box.operator("partpacker.show_details", icon="TEXT")
 
 
 def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     text, icon = backend_status(context)
+    client = session.current().client
+    if client.device in ("", "cpu"):  # nothing to free in GPU memory
+        draw_wrapped(layout, context, text, icon=icon)
+        return
     row = layout.row(align=True)
     row.label(text=text, icon=icon)
     row.operator("partpacker.free_memory", text="", icon="TRASH")
@@ -124,7 +120,9 @@ class PARTPACKER_PT_main(SidebarPanel, bpy.types.Panel):
         if current.task is not None:
             draw_task(layout, current.task)
         if current.last_error is not None:
-            draw_error(layout, current.last_error)
+            draw_error(layout, context, current.last_error)
+        elif current.task is None and notices.latest():
+            draw_wrapped(layout, context, notices.latest(), icon="INFO")
         draw_backend_status(layout, context)
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.decoding import linspace_points, vae_field
+from backend.decoding import linspace_points, vae_fields
 from backend.models import (
     VAE,
     DINOv2,
@@ -33,6 +33,7 @@ from backend.models import (
     VAEConfig,
     normalize_image,
 )
+from backend.models.vae import CrossAttentionBlock
 from backend.sampling import initial_noise, sample
 
 TINY_CONFIG = {
@@ -98,8 +99,25 @@ def shape_vae_field(vae: VAE, latents: list[torch.Tensor]) -> None:
         vae.proj_out.weight.mul_(10)
         vae.proj_out.bias.zero_()
         points = linspace_points(16, vae.proj_out.weight.device)
-        values = torch.cat([vae_field(vae, latent)(points) for latent in latents])
+        values = torch.cat([vae_fields(vae, latent)[0](points) for latent in latents])
         vae.proj_out.bias.fill_(-values.quantile(1 - INSIDE_FRACTION).item())
+
+
+def vae_encoder_state(config: VAEConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random tensors in the names and shapes of the encoder half that vae.pt carries and the
+    backend skips (backend.models.vae.ENCODER_PREFIXES), so that test files have the real layout."""
+    qk_norm = config.qknorm_type if config.qknorm else None
+    dim = config.hidden_dim
+    encoder = nn.Module()
+    encoder.proj_input = nn.Linear(config.fourier_width, dim)
+    encoder.perceiver = CrossAttentionBlock(dim, dim, config.num_heads, qk_norm)
+    if config.salient_attn_mode == "dual":
+        encoder.perceiver_dorases = CrossAttentionBlock(dim, dim, config.num_heads, qk_norm)
+    encoder.norm_down = nn.LayerNorm(dim)
+    encoder.proj_down_mean = nn.Linear(dim, config.latent_dim)
+    encoder.proj_down_std = nn.Linear(dim, config.latent_dim)
+    randomize(encoder, generator)
+    return encoder.state_dict()
 
 
 def build_tiny_models(seed: int = 0) -> tuple[DiT, VAE, DINOv2]:
@@ -117,7 +135,8 @@ def write_tiny_weights(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dit, vae, dino = build_tiny_models(seed)
     torch.save({f"dit.{key}": value for key, value in dit.state_dict().items()}, folder / "flow.pt")
-    torch.save({"model": vae.state_dict()}, folder / "vae.pt")
+    encoder = vae_encoder_state(vae.config, torch.Generator().manual_seed(seed + 1))
+    torch.save({"model": {**encoder, **vae.state_dict()}}, folder / "vae.pt")
     save_file(
         {key: value.contiguous() for key, value in dino.state_dict().items()},
         folder / "model.safetensors",

@@ -14,6 +14,9 @@ from .layers import CrossAttention, FeedForward, SelfAttention, layer_norm
 
 TIMESTEP_FEATURES = 256
 
+KeysValues = list[tuple[torch.Tensor, torch.Tensor]]
+"""Every layer's cross-attention keys and values of one condition."""
+
 
 @dataclass(frozen=True)
 class DiTConfig:
@@ -75,13 +78,16 @@ class DiTBlock(nn.Module):
         self.ff = FeedForward(dim)
         self.adaln_linear = nn.Linear(dim, 6 * dim)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cond_kv: tuple[torch.Tensor, torch.Tensor], t_emb: torch.Tensor
+    ) -> torch.Tensor:
+        """`cond_kv`: this layer's cross-attention keys and values of the image condition."""
         modulation = self.adaln_linear(nn.functional.silu(t_emb))
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
             chunk.unsqueeze(1) for chunk in modulation.chunk(6, dim=-1)
         )
         x = x + gate_msa * self.attn1(layer_norm(x) * (1 + scale_msa) + shift_msa)
-        x = x + self.attn2(layer_norm(x), cond)
+        x = x + self.attn2.attend(layer_norm(x), *cond_kv)
         return x + gate_mlp * self.ff(layer_norm(x) * (1 + scale_mlp) + shift_mlp)
 
 
@@ -106,10 +112,26 @@ class DiT(nn.Module):
         first, second = h.split(h.shape[1] // 2, dim=1)
         return torch.cat([first, second + self.part_embed[0]], dim=1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, latent_dim] in the model dtype; cond: [B, M, C]; t: float32 [B], 0-1000."""
+    def condition_keys_values(self, cond: torch.Tensor) -> KeysValues:
+        """The cross-attention keys and values of `cond` for every layer. They depend on the
+        condition only, so a sampler computes them once per job rather than at every step."""
+        return [layer.attn2.keys_values(cond) for layer in self.layers]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor | None,
+        t: torch.Tensor,
+        cond_kv: KeysValues | None = None,
+    ) -> torch.Tensor:
+        """x: [B, N, latent_dim] in the model dtype; cond: [B, M, C]; t: float32 [B], 0-1000.
+        With `cond_kv` (`condition_keys_values(cond)`, computed earlier), `cond` is not used."""
+        if cond_kv is None:
+            if cond is None:
+                raise ValueError("the DiT needs the condition or its keys and values")
+            cond_kv = self.condition_keys_values(cond)
         h = self.embed_tokens(x)
         t_emb = self.timestep_embed(t)
-        for layer in self.layers:
-            h = layer(h, cond, t_emb)
+        for layer, layer_kv in zip(self.layers, cond_kv, strict=True):
+            h = layer(h, layer_kv, t_emb)
         return self.proj_out(layer_norm(h))

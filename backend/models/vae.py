@@ -104,14 +104,28 @@ class QueryContext:
         return QueryContext(self.keys[index : index + 1], self.values[index : index + 1])
 
 
+ENCODER_PREFIXES = (
+    "proj_input.",
+    "perceiver.",
+    "perceiver_dorases.",
+    "norm_down.",
+    "proj_down_mean.",
+    "proj_down_std.",
+)
+"""The encoder's tensors in vae.pt: they turn a point cloud into a latent, which inference never
+does, so they are skipped when the file is loaded (about 25M parameters at full size)."""
+
+
 class VAE(nn.Module):
-    """State dict keys are those of `vae.pt` (encoder tensors included, see EncoderWeights)."""
+    """The decoder half of the part VAE: its state dict keys are those of `vae.pt` without the
+    ENCODER_PREFIXES; every other key of the file must match."""
+
+    skipped_checkpoint_prefixes = ENCODER_PREFIXES
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or VAEConfig()
         qk_norm = config.qknorm_type if config.qknorm else None
-        self._add_encoder_weights(config)
         self.proj_up = nn.Linear(config.latent_dim, config.dec_hidden_dim)
         self.decoder = nn.ModuleList(
             SelfAttentionBlock(config.dec_hidden_dim, config.dec_num_heads, qk_norm)
@@ -148,16 +162,3 @@ class VAE(nn.Module):
 
     def query(self, points: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return self.query_with_context(points, self.query_context(hidden))
-
-    def _add_encoder_weights(self, config: VAEConfig) -> None:
-        """The encoder tensors stored in vae.pt, under their checkpoint names. Inference never
-        encodes a point cloud: they are held only so that the whole vae.pt loads strictly."""
-        qk_norm = config.qknorm_type if config.qknorm else None
-        dim = config.hidden_dim
-        self.proj_input = nn.Linear(config.fourier_width, dim)
-        self.perceiver = CrossAttentionBlock(dim, dim, config.num_heads, qk_norm)
-        if config.salient_attn_mode == "dual":
-            self.perceiver_dorases = CrossAttentionBlock(dim, dim, config.num_heads, qk_norm)
-        self.norm_down = nn.LayerNorm(dim)
-        self.proj_down_mean = nn.Linear(dim, config.latent_dim)
-        self.proj_down_std = nn.Linear(dim, config.latent_dim)

@@ -19,7 +19,7 @@ STAGES = {
     "load": ("Loading the models", "files"),
     "condition": ("Reading the image", "steps"),
     "sample": ("Sampling", "steps"),
-    "decode": ("Decoding the volumes", "levels"),
+    "decode": ("Decoding the volumes", "steps"),
     "extract": ("Extracting the surfaces", "volumes"),
     "postprocess": ("Splitting into parts", "volumes"),
     "export": ("Writing the GLB", "files"),

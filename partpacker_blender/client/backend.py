@@ -71,6 +71,15 @@ class Backend(Protocol):
         """What the models run on, once the backend has said ("" before)."""
         ...
 
+    @property
+    def device(self) -> str:
+        """The kind of device: "cuda", "mps", "cpu" once the backend has said ("" before)."""
+        ...
+
+    def recent_output(self) -> str:
+        """The backend's last lines of log output, for a person reading up on an error."""
+        ...
+
     def submit(
         self,
         request_type: str,

@@ -51,6 +51,14 @@ class RemoteClient:
                 return ""
         return self._label
 
+    @property
+    def device(self) -> str:
+        """Not known here: the server's models are the server's to keep or free."""
+        return ""
+
+    def recent_output(self) -> str:
+        return ""  # the server keeps its own log
+
     def submit(
         self,
         request_type: str,

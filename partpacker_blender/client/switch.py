@@ -35,6 +35,16 @@ class BackendSwitch:
     def device_name(self) -> str:
         return self.current.device_name
 
+    @property
+    def device(self) -> str:
+        """A local worker left running holds models on its device, whatever the choice now."""
+        if self.local.state is not WorkerState.STOPPED:
+            return self.local.device
+        return self.current.device
+
+    def recent_output(self) -> str:
+        return (self._running or self.current).recent_output()
+
     def submit(
         self,
         request_type: str,

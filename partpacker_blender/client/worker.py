@@ -61,6 +61,13 @@ class WorkerClient:
     def device_name(self) -> str:
         return "" if self.hello is None else self.hello.device_name or self.hello.device
 
+    @property
+    def device(self) -> str:
+        return "" if self.hello is None else self.hello.device
+
+    def recent_output(self) -> str:
+        return "" if self._process is None else self._process.stderr_text(lines=200)
+
     def submit(
         self,
         request_type: str,

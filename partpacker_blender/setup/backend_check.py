@@ -37,6 +37,8 @@ class BackendCheck:
     def __init__(self) -> None:
         self.report: DoctorReport | None = None
         """The last check's findings; None before the first one."""
+        self.checked_command: list[str] | None = None
+        """The doctor's command of that report: the Python, weights and device it is about."""
 
     def start(self, python: Path) -> None:
         """Run the doctor with `python` and the preferences' weights and device. Raises
@@ -46,12 +48,15 @@ class BackendCheck:
     def step(self, settings: WorkerSettings) -> Step:
         """The doctor as a setup step; its report becomes `report`. No bpy: planning may call it."""
 
+        command = doctor_command(settings)
+
         def keep_report(exit_code: int, stdout: list[str], output: list[str]) -> None:
             self.report = parse_doctor_output(exit_code, "\n".join(stdout), "\n".join(output))
+            self.checked_command = command
 
         return Step(
             "Check the backend",
-            doctor_command(settings),
+            command,
             check_exit=keep_report,
             cwd=settings.backend_root,
             env=backend_environment(settings.backend_root, settings.env),

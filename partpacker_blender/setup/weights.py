@@ -19,8 +19,8 @@ class WeightFile:
     what: str
 
 
-# The same files as backend/weights.py's WEIGHT_SOURCES (a test checks they agree). Sizes are the
-# published files' approximate sizes, for the panel and the disk-space estimate.
+# The same files as backend/weights/sources.py's WEIGHT_SOURCES (a test checks they agree). Sizes
+# are the published files' approximate sizes, for the panel and the disk-space estimate.
 WEIGHT_FILES = (
     WeightFile("nvidia/PartPacker", "flow.pt", 5_000_000_000, "flow-matching DiT"),
     WeightFile("nvidia/PartPacker", "vae.pt", 1_400_000_000, "VAE decoder"),

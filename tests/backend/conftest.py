@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from rembg_model import build_border_contrast_model  # noqa: E402
 from tiny_weights import write_tiny_weights  # noqa: E402
 
 from backend.pipeline import PartPackerPipeline, PipelineSettings  # noqa: E402
+from backend.weights.integrity import RECORD_ENV, RECORD_NAME  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def integrity_record(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weight files checked by the tests (and the backends they start) are remembered in the
+    session's own record, not the user's."""
+    record = tmp_path_factory.mktemp("integrity") / RECORD_NAME
+    os.environ[RECORD_ENV] = str(record)
+    return record
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,29 @@ def test_model_options_reach_the_pipeline_settings(tmp_path: Path) -> None:
     assert settings.weights_cache == tmp_path / "cache"
 
 
+@pytest.mark.slow  # minutes on a CPU: the tiny VAE is queried at millions of points
+def test_the_default_decoder_is_exact_and_gives_the_official_mesh_at_grid_129(
+    tiny_flags: list[str], rgba_image: Path, tmp_path: Path
+) -> None:
+    """Grid 129 decodes at 64 then 129 (not twice 64): the default's mesh is the one of
+    `--decode-strategy hierarchical`, the official coarse-to-fine decoder."""
+    args = build_parser().parse_args(["generate", "x.png", "-o", str(tmp_path)])
+    assert settings_from_args(args).decode_strategy == "exact"
+    meshes = {}
+    for name, flags in [("default", []), ("official", ["--decode-strategy", "hierarchical"])]:
+        job = tmp_path / name
+        completed = run_backend(
+            "generate", rgba_image, "-o", job, *tiny_flags, *flags,
+            *("--steps", "2", "--grid-res", "129", "--seed", "3"),
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr
+        with np.load(job / "parts.npz") as arrays:
+            meshes[name] = {key: arrays[key] for key in ("face_offsets", "faces", "vertices")}
+    assert meshes["default"]["face_offsets"][-1] > 1000
+    for key, official in meshes["official"].items():
+        np.testing.assert_array_equal(meshes["default"][key], official, err_msg=key)
+
+
 def test_generate_end_to_end_with_tiny_weights(
     tiny_flags: list[str], rgba_image: Path, tmp_path: Path
 ) -> None:
@@ -313,7 +336,7 @@ def test_a_bug_is_one_line_and_exit_code_1(
     def broken(args: object) -> int:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("backend.cli.run_prepare", broken)
+    monkeypatch.setattr("backend.cli.generation.run_prepare", broken)
     assert main(["prepare", "photo.png", "-o", "preview.png"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].endswith("internal error: RuntimeError: a bug")

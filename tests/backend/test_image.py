@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -313,12 +314,24 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     np.testing.assert_allclose(image.getpixel((16, 52)), BLUE, atol=12)
 
 
-@pytest.mark.parametrize("file_format", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
+@pytest.mark.parametrize("file_format", ["PNG", "JPEG", "WEBP", "BMP", "TGA", "TIFF"])
 def test_common_formats_load_as_rgb(file_format: str, tmp_path: Path) -> None:
     path = save(Image.new("RGB", (48, 32), (0, 128, 255)), tmp_path / "image", format=file_format)
     image = load_image(path)
     assert (image.mode, image.size) == ("RGB", (48, 32))
     np.testing.assert_allclose(image.getpixel((24, 16)), (0, 128, 255), atol=4)
+
+
+def test_the_unreadable_file_hint_names_every_format_the_add_on_accepts(tmp_path: Path) -> None:
+    add_on = (Path(__file__).parents[2] / "partpacker_blender" / "image_input.py").read_text()
+    suffixes = re.search(r"READABLE_SUFFIXES = \((.*?)\)", add_on).group(1)
+    path = tmp_path / "notes.tga"
+    path.write_text("not an image")
+    with pytest.raises(BadInputError) as raised:
+        load_image(path)
+    formats = {"jpg": "jpeg", "tif": "tiff"}
+    for suffix in re.findall(r'"\.(\w+)"', suffixes):
+        assert formats.get(suffix, suffix) in raised.value.hint.lower(), suffix
 
 
 def test_palette_with_transparency_loads_as_rgba(tmp_path: Path) -> None:

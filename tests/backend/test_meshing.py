@@ -8,9 +8,10 @@ import pytest
 from reference import TINY
 from safetensors.numpy import load_file
 
+from backend import isosurface
 from backend.errors import BadInputError
+from backend.isosurface import BLOCK
 from backend.meshing import (
-    BLOCK,
     MeshOptions,
     SmallPieceThresholds,
     decimate,
@@ -173,7 +174,7 @@ def test_bad_grids_and_backends_are_refused() -> None:
     with pytest.raises(BadInputError, match="unknown marching-cubes backend"):
         extract_mesh(GRIDS["dense"], "vtk")
     with pytest.raises(BadInputError, match="unknown marching-cubes backend"):
-        MeshOptions(backend="vtk")
+        MeshOptions(marching_cubes="vtk")
 
 
 def test_split_parts_reindexes_each_component_locally() -> None:
@@ -252,3 +253,46 @@ def test_decimation_reaches_about_the_target_per_volume() -> None:
     parts = mesh_volume(grid, 0, MeshOptions(simplify=True, target_faces=4000))
     assert len(parts) == 1 and 3800 <= len(parts[0].faces) <= 4000
     assert decimate(vertices, faces, 10**6)[1] is faces
+
+
+def blocks_holding_the_surface(grid: np.ndarray) -> set[tuple[int, ...]]:
+    """Brute force: the origins of the blocks of BLOCK cubes (BLOCK + 1 points, the boundary
+    shared) with a finite corner > 0 and one <= 0."""
+    origins = set()
+    for origin in np.ndindex(*(len(range(0, size - 1, BLOCK)) for size in grid.shape)):
+        start = [index * BLOCK for index in origin]
+        values = grid[tuple(slice(s, s + BLOCK + 1) for s in start)]
+        if (values > 0).any() and (values <= 0).any():
+            origins.add(tuple(start))
+    return origins
+
+
+@pytest.mark.parametrize("shape", [(385, 385, 385), (97, 130, 65), (40, 33, 34)])
+def test_only_the_blocks_holding_the_surface_are_meshed(monkeypatch, shape) -> None:
+    """Blocks whose values are all on one side of 0 or NaN are skipped, and the mesh is still
+    PyMCubes' mesh of the whole grid, at sizes that are and are not a multiple of BLOCK + 1."""
+    pytest.importorskip("mcubes")
+    axes = [np.linspace(-1, 1, size, dtype=np.float32) for size in shape]
+    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+    grid = (0.15 - np.sqrt((x - 0.3) ** 2 + (y + 0.1) ** 2 + z**2)) * 60
+    # away from the sphere: NaN for x < 0, inside beyond; whole blocks of NaN, NaN and inside,
+    # inside only, and a second surface where the far inside meets the sphere's outer band
+    grid = np.where(np.abs(grid) < 3, grid, np.where(x < 0, np.float32(np.nan), np.float32(9)))
+    grid[0, 0, 0] = -1.0  # a lone outside corner in a block of NaN and inside points
+    expected_blocks = blocks_holding_the_surface(grid)
+    all_blocks = np.prod([len(range(0, size - 1, BLOCK)) for size in shape])
+    assert 0 < len(expected_blocks) < all_blocks or all_blocks == 1
+
+    meshed: list[tuple] = []
+    real_marching_cubes = isosurface.marching_cubes
+
+    def spy(outside_transposed: np.ndarray, **kwargs):
+        meshed.append(outside_transposed.shape)
+        return real_marching_cubes(outside_transposed, **kwargs)
+
+    monkeypatch.setattr(isosurface, "marching_cubes", spy)
+    ours = extract_mesh(grid, "skimage")
+    assert len(meshed) == len(expected_blocks)
+    official = extract_mesh(grid, "pymcubes")
+    assert ours[1].shape == official[1].shape and len(ours[1]) > 0
+    assert oriented_triangles(*ours, 9) == oriented_triangles(*official, 9)

@@ -8,7 +8,7 @@ from reference import manifest, tensors, tiny_dinov2, tiny_dit, tiny_vae
 
 from backend.models import VAE, DINOv2, DiT, normalize_image
 from backend.models.dit import timestep_features
-from backend.models.vae import fourier_encoding
+from backend.models.vae import ENCODER_PREFIXES, fourier_encoding
 
 FP32 = {"atol": 1e-4, "rtol": 1e-4}
 
@@ -23,9 +23,21 @@ def test_dit_forward_fp32_matches_every_intermediate() -> None:
     assert_close(timestep_features(ref["t"]), ref["t_freq"])
     assert_close(dit.timestep_embed(ref["t"]), ref["t_emb"])
     assert_close(dit.embed_tokens(ref["x"]), ref["h_in"])
-    assert_close(dit.layers[0](ref["h_in"], ref["cond"], ref["t_emb"]), ref["h_layer0"])
-    assert_close(dit.layers[1](ref["h_layer0"], ref["cond"], ref["t_emb"]), ref["h_layer1"])
+    cond_kv = dit.condition_keys_values(ref["cond"])
+    assert_close(dit.layers[0](ref["h_in"], cond_kv[0], ref["t_emb"]), ref["h_layer0"])
+    assert_close(dit.layers[1](ref["h_layer0"], cond_kv[1], ref["t_emb"]), ref["h_layer1"])
     assert_close(dit(ref["x"], ref["cond"], ref["t"]), ref["out"])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dit_with_precomputed_condition_keys_values_is_bitwise_the_same(dtype) -> None:
+    dit, ref = tiny_dit().to(dtype), tensors("dit/forward_fp32.safetensors")
+    x, cond = ref["x"].to(dtype), ref["cond"].to(dtype)
+    cond_kv = dit.condition_keys_values(cond)
+    assert torch.equal(dit(x, None, ref["t"], cond_kv), dit(x, cond, ref["t"]))
+    with pytest.raises(ValueError, match="condition"):
+        dit(x, None, ref["t"])
 
 
 @torch.no_grad()
@@ -85,7 +97,24 @@ def meta_state_shapes(module: torch.nn.Module) -> list[tuple[str, list[int]]]:
 def test_full_size_models_match_the_checkpoint_manifests(model, name, entries, prefix) -> None:
     with torch.device("meta"):
         module = model()
-    expected = [(entry["key"], entry["shape"]) for entry in manifest(name)[entries]]
+    skipped = ENCODER_PREFIXES if model is VAE else ()
+    expected = [
+        (entry["key"], entry["shape"])
+        for entry in manifest(name)[entries]
+        if not entry["key"].startswith(skipped)
+    ]
     actual = [(prefix + key, shape) for key, shape in meta_state_shapes(module)]
     assert actual == expected
-    assert sum(p.numel() for p in module.parameters()) == manifest(name)["total_params"]
+    total = "inference_params" if model is VAE else "total_params"
+    assert sum(p.numel() for p in module.parameters()) == manifest(name)[total]
+
+
+def test_the_vae_leaves_out_exactly_the_encoder() -> None:
+    """The prefixes skipped are the manifest's encoder keys: every other key of vae.pt is one
+    the decoder uses, and the encoder's ~25M parameters are not built at all."""
+    vae_keys = manifest("vae_keys")
+    used = tuple(vae_keys["inference_key_prefixes"])
+    for entry in vae_keys["keys"]:
+        assert entry["key"].startswith(used) != entry["key"].startswith(ENCODER_PREFIXES)
+    skipped = vae_keys["total_params"] - vae_keys["inference_params"]
+    assert 25_000_000 < skipped < 26_000_000

@@ -48,6 +48,9 @@ def test_generation_writes_separate_coloured_parts(first_result) -> None:
     assert [part["name"] for part in record["parts"]] == [part.name for part in parts]
     assert set(record["timings"]) >= {"prepare", "sample", "decode", "export"}
     assert record["timings"] == result.timings
+    kernels = {name.lower() for name in torch.nn.attention.SDPBackend.__members__}
+    assert set(record["attention_kernels"]) == {"dinov2", "dit", "vae", "vae_query"}
+    assert set(record["attention_kernels"].values()) <= kernels - {"error"}
 
 
 def test_progress_runs_through_every_stage_in_order(first_result) -> None:
@@ -95,7 +98,8 @@ def test_cancel_mid_stage(tiny_pipeline, object_image: Path, tmp_path: Path, sta
     with pytest.raises(Cancelled):
         tiny_pipeline.generate(object_image, tmp_path, params, seen.append, cancel_once_in_stage)
     steps_in_stage = [event.step for event in seen if event.stage == stage]
-    assert steps_in_stage and max(steps_in_stage) < (8 if stage == "sample" else 2)
+    # decode: 100 steps per level, moving chunk by chunk; stopped within the first level
+    assert steps_in_stage and max(steps_in_stage) < (8 if stage == "sample" else 100)
     assert "export" not in {event.stage for event in seen}
 
 
@@ -155,15 +159,16 @@ def test_low_memory_mode_has_one_network_on_the_device_at_a_time(
     models = pipeline.load()
     moves: list[tuple[str, str, str]] = []
     stage: list[str] = ["before"]
-    for name in ("dinov2", "dit", "vae"):
-        network = getattr(models, name)
-        original = network.to
+    names = {id(getattr(models, name)): name for name in ("dinov2", "dit", "vae")}
+    residency = pipeline.residency
+    for method, device in (("arrive", str(residency.device)), ("leave", "cpu")):
+        original = getattr(residency, method)
 
-        def recorded(device, name=name, original=original):  # type: ignore[no-untyped-def]
-            moves.append((stage[0], name, str(device)))
-            return original(device)
+        def recorded(module, device=device, original=original):  # type: ignore[no-untyped-def]
+            moves.append((stage[0], names[id(module)], device))
+            return original(module)
 
-        network.to = recorded  # type: ignore[method-assign]
+        setattr(residency, method, recorded)
     params = GenerationParams(seed=5, **QUICK)
     pipeline.generate(
         object_image, tmp_path, params, on_progress=lambda event: stage.__setitem__(0, event.stage)

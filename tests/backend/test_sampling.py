@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,27 @@ def test_sample_reproduces_the_official_final_latent() -> None:
     assert latent.dtype == torch.float32
     torch.testing.assert_close(latent, ref["final_latent"], atol=1e-4, rtol=1e-4)
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_condition_keys_and_values_are_computed_once_per_job() -> None:
+    """The image condition's keys and values are the same at every step: each layer's k and v
+    projections run once per job, its query projection once per step, and the latent is
+    bitwise the one of a sampler that recomputes them at every step."""
+    ref = tensors("flow_sampling/sampling_fp32.safetensors")
+    dit = tiny_dit()
+    calls: Counter[str] = Counter()
+    for name in ("k_proj", "v_proj", "q_proj"):
+        projection = getattr(dit.layers[0].attn2, name)
+        projection.register_forward_hook(lambda *_, name=name: calls.update([name]))
+    latent = sample(dit, ref["cond"], ref["x0"], 4, 7.0, 3.0)
+    assert calls == {"k_proj": 1, "v_proj": 1, "q_proj": 4}
+
+    recomputing = tiny_dit()
+    forward = recomputing.forward
+    recomputing.forward = lambda x, cond, t, cond_kv=None: forward(
+        x, torch.cat([ref["cond"], torch.zeros_like(ref["cond"])])[: len(x)], t
+    )
+    assert torch.equal(latent, sample(recomputing, ref["cond"], ref["x0"], 4, 7.0, 3.0))
 
 
 def test_cancel_is_checked_before_every_step() -> None:

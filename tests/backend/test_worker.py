@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ import numpy as np
 import pytest
 
 import backend
+from backend.params import GenerationParams
+from backend.pipeline import PartPackerPipeline, PipelineSettings
 from backend.worker import EventChannel, Worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,6 +223,39 @@ def test_generate_reports_progress_then_one_result(worker: WorkerSession, tmp_pa
     # Exactly one final event: a later request's answer comes with nothing else for this job.
     assert_result(worker.call("status"))
     assert worker.unclaimed(final["id"]) == []
+
+
+@pytest.mark.slow  # minutes on a CPU: the tiny VAE is queried at millions of points
+def test_the_default_decoder_gives_the_official_mesh_on_levels_that_do_not_double(
+    worker: WorkerSession, tiny_settings: PipelineSettings, tmp_path: Path
+) -> None:
+    """Grid 129 decodes at 64 then 129: the worker's default mesh is the official decoder's
+    (hierarchical, run here in-process), and decoding reports progress within each level."""
+    job = worker.request(
+        "generate",
+        image=str(ROBOT),
+        output_dir=str(tmp_path / "default"),
+        params={**QUICK, "seed": 5, "grid_res": 129},
+    )
+    events: list[dict[str, Any]] = []
+    while not events or not is_final(events[-1]):  # each event within TIMEOUT of the last
+        events += worker.events_until(job, lambda event: True)
+    progress, final = events[:-1], events[-1]
+    worker_parts = read_parts(Path(assert_result(final)["npz"]))
+    official = PartPackerPipeline(replace(tiny_settings, decode_strategy="hierarchical"))
+    params = GenerationParams(steps=2, grid_res=129, seed=5, randomize_seed=False)
+    official_parts = read_parts(official.generate(ROBOT, tmp_path / "official", params).npz)
+    assert worker_parts["face_offsets"][-1] > 1000
+    for key in ("face_offsets", "faces", "vertices"):
+        np.testing.assert_array_equal(worker_parts[key], official_parts[key], err_msg=key)
+    decode = [event for event in progress if event["stage"] == "decode"]
+    assert decode[-1]["step"] == decode[-1]["total"] == 2 * 2 * 100
+    assert len({event["step"] for event in decode if event["step"] % 100}) > 4
+
+
+def read_parts(npz: Path) -> dict[str, np.ndarray]:
+    with np.load(npz) as arrays:
+        return {key: arrays[key] for key in ("face_offsets", "faces", "vertices")}
 
 
 def test_the_same_seed_gives_the_same_parts_and_another_seed_others(

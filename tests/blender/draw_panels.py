@@ -44,6 +44,10 @@ class RecordingLayout:
             result = attribute(*args, **kwargs)
             texts = [a for a in args if isinstance(a, str)]
             entry = {"call": name, "args": texts, "text": kwargs.get("text")}
+            if kwargs.get("heading"):
+                entry["heading"] = kwargs["heading"]
+            if name == "label" and kwargs.get("text"):
+                entry["width_px"] = text_width_px(kwargs["text"])
             self._record.append({**entry, "icon": kwargs.get("icon")})
             if isinstance(result, bpy.types.UILayout):
                 return RecordingLayout(result, self._record)
@@ -53,6 +57,16 @@ class RecordingLayout:
 
     def __setattr__(self, name: str, value) -> None:
         setattr(self._layout, name, value)
+
+
+def text_width_px(text: str) -> float:
+    """Pixels the text takes in the UI's font at the UI's scale (as tests/gui's recorder)."""
+    import blf  # importable once bpy is
+
+    preferences = bpy.context.preferences
+    scale = (preferences.system.ui_scale or 1.0) * preferences.system.pixel_size  # 0 in bpy
+    blf.size(0, preferences.ui_styles[0].widget.points * scale)
+    return round(blf.dimensions(0, text)[0], 1)
 
 
 def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list]:
@@ -89,6 +103,27 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
         "out_of_memory", "the GPU ran out of memory", "lower the grid resolution"
     )
     draw("error", panels.PARTPACKER_PT_main.draw)
+    session.last_error = client.JobError(
+        "weights",
+        "the background-removal model 'u2net' is not downloaded yet, and downloads are off "
+        "(HF_HUB_OFFLINE)",
+        "unset HF_HUB_OFFLINE, then run `python -m backend download`, or point --weights-dir "
+        "at a folder with them",
+        traceback="Traceback (most recent call last): ...",
+    )
+    draw("long_error", panels.PARTPACKER_PT_main.draw)
+    details = addon.details.write_details("details test")
+    drawn["details_text"] = [{"call": "text", "text": details.as_string()}]
+    session.last_error = None
+    drawn["room"] = [{"call": "room", "text": addon.ui_text.room_for_text(context)}]
+
+    hello = client.Hello(1, "0.1.0", "cuda", "NVIDIA H100", "bfloat16", None, None)
+    client_of_session = session.client.local  # the worker behind the backend switch
+    client_of_session.hello = hello
+    draw("on_gpu", panels.PARTPACKER_PT_main.draw)
+    client_of_session.hello = client.Hello(1, "0.1.0", "cpu", "CPU", "float32", None, None)
+    draw("on_cpu", panels.PARTPACKER_PT_main.draw)
+    client_of_session.hello = None
 
     npz = write_npz(Path(tempfile.mkdtemp()) / "parts.npz", parts_arrays(*sample_parts()))
     metadata = {"image": "/x/robot.png", "seed": 5, "timings": {"sample": 1.5, "decode": 0.5}}
@@ -98,11 +133,25 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     draw("result", panels.PARTPACKER_PT_result.draw)
 
     check = addon.setup.backend_check
+    missing = check.Finding(
+        False,
+        "weights: flow.pt, vae.pt, model.safetensors are missing in /w",
+        "run `python -m backend download`, or point --weights-dir at a folder with them",
+    )
     check.current().report = check.DoctorReport(
-        False, [check.Finding(False, "flow.pt is missing", "download the weights")]
+        False,
+        [
+            check.Finding(True, "backend 0.1.0, python 3.11.7, torch 2.13.0+cpu; device CPU"),
+            check.Finding(False, "device: CUDA was requested but is not available", "choose auto"),
+            missing,
+            missing,
+        ],
     )
     prefs = addon_preferences()
-    draw("preferences", lambda panel, _: addon.preferences.draw_preferences(prefs, panel.layout))
+    everything = addon.preferences.draw_all
+    draw("preferences", lambda panel, context: everything(prefs, panel.layout, context))
+    prefs.weights_source = "FOLDER"  # the findings were about the cache
+    drawn["report_after_switch"] = [{"call": "report", "text": str(check.current().report)}]
     check.current().report = None
     draw_setup_scenarios(addon, draw)
     return drawn

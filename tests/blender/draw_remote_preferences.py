@@ -29,7 +29,7 @@ def draw_choices(addon, layout: bpy.types.UILayout, context) -> dict[str, list]:
         record: list[dict] = []
         panel = SimpleNamespace(layout=RecordingLayout(layout, record))
         try:
-            addon.preferences.draw_preferences(prefs, panel.layout)
+            addon.preferences.draw_all(prefs, panel.layout, context)
             addon.ui.PARTPACKER_PT_main.draw(panel, context)
         except Exception:  # the test reports it
             record.append({"call": "EXCEPTION", "args": [traceback.format_exc()], "text": None})

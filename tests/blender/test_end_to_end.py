@@ -58,7 +58,7 @@ def test_generate_puts_one_object_per_part_at_the_cursor(addon, backend):
     record = json.loads((Path(metadata["job_folder"]) / "result.json").read_text())
     parts = sorted((o for o in objects_of("robot_7") if o.type == "MESH"), key=lambda o: o.name)
     assert len(parts) == len(record["parts"]) > 0
-    assert [o.name for o in parts] == [f"robot_{p['name']}" for p in record["parts"]]
+    assert [o.name for o in parts] == [f"robot_7_{p['name']}" for p in record["parts"]]
     assert tuple(root.location) == pytest.approx((1.0, -2.0, 0.5))
     assert tuple(root.scale) == pytest.approx((1.5, 1.5, 1.5))
     for obj, part in zip(parts, record["parts"], strict=True):
@@ -207,11 +207,14 @@ def test_low_memory_and_fast_start_cache_reach_the_worker(addon, backend, prefs)
 
 def test_python_api_and_rerun_from_a_selected_part(addon, backend):
     parts = addon.api.generate(str(ROBOT), seed=11, randomize_seed=False, **QUICK)
-    assert parts and all(p.name.startswith("robot_part_") for p in parts)
+    assert parts and all(p.name.startswith("robot_11_part_") for p in parts)
     bpy.context.view_layer.objects.active = parts[0]
     assert bpy.ops.partpacker.rerun() == {"FINISHED"}
     roots = [o for o in bpy.data.objects if o.type == "EMPTY"]
     assert len(roots) == 2
+    (again,) = [root for root in roots if root is not parts[0].parent]
+    assert bpy.context.view_layer.objects.active == again, "the new result is the active one"
+    assert set(bpy.context.selected_objects) == {again, *again.children}
     seeds = {root["partpacker"]["seed"] for root in roots}
     assert 11 in seeds and len(seeds) == 2
     folder = roots[0]["partpacker"]["job_folder"]

@@ -47,7 +47,11 @@ def test_one_object_per_part_under_an_empty_in_a_new_collection(importer, sample
     options = importer.ImportOptions(size=4.0, location=(1.0, 2.0, 3.0))
     result = importer.import_parts(path, bpy.context.scene, stem="robot", seed=42, options=options)
 
-    assert [o.name for o in result.parts] == ["robot_part_000", "robot_part_001", "robot_part_002"]
+    assert [o.name for o in result.parts] == [
+        "robot_42_part_000",
+        "robot_42_part_001",
+        "robot_42_part_002",
+    ]
     assert result.collection.name == "robot_42"
     assert result.collection.name in bpy.context.scene.collection.children
     assert set(result.collection.objects) == {result.root, *result.parts}
@@ -149,7 +153,7 @@ def test_import_is_one_undo_step(importer, sample_npz):
     assert scene_counts() != before
     bpy.ops.ed.undo()
     assert scene_counts() == before
-    assert "u_part_000" not in bpy.data.objects
+    assert "u_1_part_000" not in bpy.data.objects
 
 
 @pytest.mark.parametrize(
@@ -207,9 +211,9 @@ def test_import_job_folder_operator_names_the_result_after_image_and_seed(addon,
     root = bpy.data.objects["teapot_9"]
     assert tuple(root.location) == (0.0, 0.0, 4.0)
     assert sorted(child.name for child in root.children) == [
-        "teapot_part_000",
-        "teapot_part_001",
-        "teapot_part_002",
+        "teapot_9_part_000",
+        "teapot_9_part_001",
+        "teapot_9_part_002",
     ]
     metadata = root["partpacker"].to_dict()
     assert metadata["params"] == {"steps": 20, "grid_res": 256}
@@ -221,7 +225,11 @@ def test_import_job_folder_operator_names_the_result_after_image_and_seed(addon,
 def test_api_import_job_folder_returns_the_parts(addon, tmp_path):
     folder = write_job_folder(tmp_path / "job", seed=3)
     parts = addon.api.import_job_folder(folder)
-    assert [p.name for p in parts] == ["teapot_part_000", "teapot_part_001", "teapot_part_002"]
+    assert [p.name for p in parts] == [
+        "teapot_3_part_000",
+        "teapot_3_part_001",
+        "teapot_3_part_002",
+    ]
     assert "teapot_3" in bpy.data.collections
 
 

@@ -36,10 +36,9 @@ def test_no_draw_raises(drawn):
 
 def test_idle_panel_offers_prepare_and_generate_and_says_the_backend_is_not_set_up(drawn):
     idle = drawn["idle"]
-    assert {"partpacker.prepare", "partpacker.generate", "partpacker.free_memory"} <= set(
-        operators(idle)
-    )
+    assert {"partpacker.prepare", "partpacker.generate"} <= set(operators(idle))
     assert "partpacker.cancel" not in operators(idle)
+    assert "partpacker.free_memory" not in operators(idle), "no GPU memory is held yet"
     assert any("not set up" in text for text in texts(idle))
     assert "partpacker.show_preferences" in operators(idle), "where to set it up, one click"
     props = {entry["args"][0] for entry in calls(idle, "prop")}
@@ -72,6 +71,42 @@ def test_error_is_shown_in_plain_words_with_its_hint(drawn):
     labels = texts(drawn["error"])
     assert "The GPU ran out of memory" in labels
     assert "Lower the grid resolution" in labels
+    assert "partpacker.show_details" in operators(drawn["error"])
+
+
+def test_a_long_error_is_wrapped_to_the_sidebar_and_speaks_blenders_words(drawn):
+    record = drawn["long_error"]
+    room = drawn["room"][0]["text"]
+    labels = [entry for entry in calls(record, "label") if entry["text"]]
+    error_lines = labels[: next(i for i, e in enumerate(labels) if e["icon"] == "INFO")]
+    assert error_lines[0]["icon"] == "ERROR" and len(error_lines) >= 2, "wrapped, not cut off"
+    assert all(entry["width_px"] <= room for entry in labels), [
+        (e["text"], e["width_px"], room) for e in labels if e["width_px"] > room
+    ]
+    shown = " ".join(entry["text"] for entry in labels)
+    assert "background-removal model" in shown and "not downloaded yet" in shown
+    for command_line in ("HF_HUB_OFFLINE", "--weights-dir", "python -m", "`"):
+        assert command_line not in shown
+    assert "Allow Online Access" in shown, "the switch in Blender that allows the download"
+    assert "partpacker.show_details" in operators(record)
+
+
+def test_details_hold_the_whole_error_the_backends_own_words_and_its_traceback(drawn):
+    details = drawn["details_text"][0]["text"]
+    assert "The background-removal model 'u2net' is not downloaded yet" in details
+    assert "nset HF_HUB_OFFLINE, then run `python -m backend download`" in details
+    assert "Error code: weights" in details
+    assert "Traceback (most recent call last)" in details
+
+
+def test_free_gpu_memory_is_offered_on_a_gpu_backend_only(drawn):
+    assert "partpacker.free_memory" in operators(drawn["on_gpu"])
+    assert "partpacker.free_memory" not in operators(drawn["on_cpu"])
+
+
+def test_the_backend_status_icon_is_no_checkbox(drawn):
+    icons = {entry["icon"] for state in drawn.values() for entry in calls(state, "label")}
+    assert not {icon for icon in icons if icon and icon.startswith("CHECKBOX")}
 
 
 def test_selected_result_panel_shows_its_metadata_and_rerun(drawn):
@@ -85,12 +120,38 @@ def test_selected_result_panel_shows_its_metadata_and_rerun(drawn):
 
 def test_preferences_show_backend_settings_and_the_checks_findings(drawn):
     record = drawn["preferences"]
-    props = {entry["args"][0] for entry in calls(record, "prop")}
-    assert {"backend_python", "device", "weights_source", "keep_loaded_minutes"} <= props
-    assert "partpacker.check_backend" in operators(record)
-    labels = texts(record)
-    assert "flow.pt is missing" in labels
-    assert any("download the weights" in label for label in labels)
+    props = [entry["args"][0] for entry in calls(record, "prop")]
+    assert {"backend_python", "device", "weights_source", "keep_loaded_minutes"} <= set(props)
+    assert props.index("weights_source") < props.index("device"), "setting up comes first"
+    assert operators(record).count("partpacker.check_backend") == 1, "one Check button"
+    labels = " ".join(texts(record))  # wrapped lines run on
+    assert "CUDA was requested but is not available" in labels
+    assert "choose auto" in labels.lower()
+
+
+def test_each_finding_is_shown_once_in_plain_words(drawn):
+    labels = " ".join(texts(drawn["preferences"]))
+    assert labels.count("are missing in /w") == 1, labels
+    for command_line in ("--weights-dir", "python -m", "`"):
+        assert command_line not in labels
+    assert "Download Weights" in labels
+
+
+def test_the_findings_go_when_the_weights_source_changes(drawn):
+    assert drawn["report_after_switch"][0]["text"] == "None"
+
+
+def test_no_settings_heading_sits_beside_a_checkbox(drawn):
+    """Backend, Weights and Worker were headings of columns that start with a checkbox."""
+    headings = {e["heading"] for e in calls(drawn["preferences"], "column") if e.get("heading")}
+    assert not headings & {"Backend", "Weights", "Worker"}, headings
+    assert "Backend" in texts(drawn["preferences"]), "a heading of its own"
+
+
+def test_times_in_the_preferences_say_their_unit(addon):
+    properties = addon.preferences.PARTPACKER_AddonPreferences.bl_rna.properties
+    assert "minutes" in properties["keep_loaded_minutes"].name
+    assert "seconds" in properties["hang_timeout"].name
 
 
 # --- The preferences' setup section ---------------------------------------------------------------
@@ -126,8 +187,8 @@ def test_setup_section_shows_progress_and_cancel_while_running(drawn) -> None:
 
 
 def test_setup_section_shows_why_the_last_run_failed(drawn) -> None:
-    labels = texts(drawn["setup_failed"])
-    assert any("No matching distribution found for torch" in text for text in labels), labels
+    labels = " ".join(texts(drawn["setup_failed"]))
+    assert "No matching distribution found for torch" in labels, labels
 
 
 def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
@@ -141,7 +202,8 @@ def test_weights_section_shows_the_checks_word_on_each_file(drawn) -> None:
     assert icons.get("flow.pt") == "CHECKMARK"
     assert icons.get("vae.pt") == "ERROR"
     assert icons.get("model.safetensors") == "QUESTION"
-    labels = texts(record)
-    assert any("vae.pt: truncated" in text for text in labels)
-    assert any("download it again" in text for text in labels)
-    assert "partpacker.check_backend" in operators(record)
+    labels = " ".join(texts(record))
+    assert "/w/vae.pt: truncated" in labels
+    assert "Download it again" in labels
+    assert labels.count("flow.pt") == 1, "a file that is fine is named once, in its row"
+    assert "partpacker.check_backend" not in operators(record), "Check is above, once"

@@ -89,8 +89,8 @@ def test_generate_through_the_server_imports_what_it_made(addon, remote, web_ser
     with np.load(server_job / "parts.npz") as made:
         vertex_counts = np.diff(made["vertex_offsets"]).tolist()
         names = made["names"].tolist()
-    assert sorted(child.name for child in root.children) == [f"robot_{n}" for n in names]
-    assert [len(bpy.data.objects[f"robot_{n}"].data.vertices) for n in names] == vertex_counts
+    assert sorted(child.name for child in root.children) == [f"robot_11_{n}" for n in names]
+    assert [len(bpy.data.objects[f"robot_11_{n}"].data.vertices) for n in names] == vertex_counts
     assert session.client.device_name == f"the server {web_server.url}"
 
 
@@ -115,8 +115,8 @@ def test_the_space_standin_with_the_saved_hugging_face_token(
     settings = addon.remote_preferences.remote_settings()
     assert settings.headers() == {"X-HF-Authorization": "Bearer hf_saved_token"}
     parts = addon.api.generate(ROBOT, steps=3, seed=4)
-    assert sorted(p.name for p in parts) == [f"robot_geometry_{i}" for i in range(5)]
-    top = bpy.data.objects["robot_geometry_0"]  # the table's top, above its four legs
+    assert sorted(p.name for p in parts) == [f"robot_4_geometry_{i}" for i in range(5)]
+    top = bpy.data.objects["robot_4_geometry_0"]  # the table's top, above its four legs
     assert all(top.location.z > leg.location.z for leg in parts if leg is not top)
     srgb = {tuple(round(c, 4) for c in p.active_material.diffuse_color) for p in parts}
     assert len(srgb) == 5, "each part its own colour"

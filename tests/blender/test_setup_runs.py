@@ -169,11 +169,11 @@ def test_use_existing_python_points_at_it_and_checks_it(
     bpy.context.preferences.is_dirty = False
     try:
         assert bpy.ops.partpacker.use_existing_python(filepath=str(backend_python)) == {"FINISHED"}
+        report = addon.setup.backend_check.current().report  # before the weights change back
     finally:
         prefs.weights_source, prefs.weights_dir = "HF_CACHE", ""
     assert Path(prefs.backend_python).samefile(backend_python)
     assert bpy.context.preferences.is_dirty, "saved with the preferences, as a user's edit"
-    report = addon.setup.backend_check.current().report
     assert report is not None and report.ok, report
 
 

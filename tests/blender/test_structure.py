@@ -18,6 +18,8 @@ PLAIN_MODULES = (
     "child_process",
     "polling",
     "problems",
+    "messages",
+    "placement",
     "parts_file",
     "client",
     "client.backend",

@@ -45,6 +45,21 @@ def labels(items: list[dict[str, Any]]) -> list[str]:
     return [item["text"] for item in items if item["call"] == "label"]
 
 
+def messages(items: list[dict[str, Any]]) -> dict[str, str]:
+    """The texts of wrapped labels (an icon, then lines with the blank icon), by first icon."""
+    told: dict[str, str] = {}
+    icon = None
+    for item in items:
+        if item["call"] != "label" or not item["text"]:
+            continue
+        if item["icon"] == "BLANK1" and icon is not None:
+            told[icon] += " " + item["text"]
+        else:
+            icon = item["icon"]
+            told[icon] = item["text"]
+    return told
+
+
 def button(items: list[dict[str, Any]], operator: str) -> dict[str, Any] | None:
     """The first button of `operator` in the drawn items, or None."""
     return next((i for i in items if i["call"] == "operator" and i["args"][0] == operator), None)

@@ -1,4 +1,6 @@
-"""Quitting Blender while a job runs (in_blender/quit_during_job.py) leaves no backend worker."""
+"""Quitting Blender while a job runs (in_blender/quit_during_job.py) leaves no backend worker, and
+says that the job was discarded: on Blender's console then, in the panel at the next start
+(in_blender/after_quit.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from observed import drawn, messages
 
 QUIT_TIMEOUT = 600.0
 
@@ -64,3 +67,23 @@ def test_the_panel_showed_the_job_when_blender_quit(quit_run, blender_user):
     items = seen["checkpoints"]["quitting"]["panels"]["PARTPACKER_PT_main"]["items"]
     assert any("Sampling" in (item["text"] or "") for item in items if item["call"] == "progress")
     assert (blender_user.folder / "quit_during_job" / "quitting.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def next_start(quit_run, blender_user, default_scene, scenario_settings) -> dict:
+    code, seen = blender_user.run_scenario("after_quit", default_scene, scenario_settings, 300)
+    assert seen["error"] is None, seen["error"]
+    assert code == 0
+    return seen
+
+
+def test_quitting_during_a_job_says_on_the_console_that_it_was_discarded(quit_run, blender_user):
+    log = (blender_user.folder / "quit_during_job" / "blender.log").read_text(errors="replace")
+    (line,) = [line for line in log.splitlines() if line.startswith("PartPacker stopped")]
+    assert "generate job (robot)" in line and "discarded" in line
+
+
+def test_the_next_start_tells_in_the_panel_that_the_job_was_discarded(next_start):
+    told = messages(drawn(next_start["checkpoints"]["started"]))
+    assert "Last time, PartPacker stopped" in told.get("INFO", ""), told
+    assert "generate job (robot)" in told["INFO"] and "discarded" in told["INFO"]

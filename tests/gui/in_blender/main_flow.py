@@ -1,9 +1,11 @@
-"""The main GUI scenario, in one Blender run: the preferences and Check Backend, a missing image,
-Prepare, a fully transparent image, Generate through the panel, Undo and Redo, Generate Again,
-Cancel, Generate at the 3D cursor, Import Job Folder through its file browser, Undo.
+"""The main GUI scenario, in one Blender run: the preferences and Check Backend (and a switch of
+the weights source), a missing image, Prepare (and a Prepare that fails), a fully transparent
+image and its Details, Generate through the panel, Undo and Redo, Generate Again, Cancel,
+Generate at the 3D cursor, Import Job Folder through its file browser, Undo.
 tests/gui/test_gui_main_flow.py asserts on what this writes; screenshots go beside it."""
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +38,7 @@ def main_flow(ui: Harness):
     yield from preferences(ui)
     yield from missing_image(ui)
     yield from prepare(ui)
+    yield from prepare_fails(ui)
     yield from transparent_image(ui)
     yield from first_generation(ui)
     yield from undo_redo(ui)
@@ -66,6 +69,15 @@ def preferences(ui: Harness):
     yield from ui.until(reported, "the backend check's report", 120)
     yield from ui.screenshot("preferences")
     ui.checkpoint("preferences")
+    ui.observations["preferences_width"] = region.width
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.weights_source = "HF_CACHE"  # as a user picks it in the list
+    cache = lambda: ui.panel_shows("Hugging Face", "PARTPACKER_AddonPreferences")  # noqa: E731
+    yield from ui.until(lambda: checked_again() and cache(), "the check of the cache", 120)
+    ui.checkpoint("preferences_cache")
+    prefs.weights_source = "FOLDER"
+    yield from ui.until(lambda: checked_again() and reported(), "the check of the folder", 120)
+    ui.checkpoint("preferences_folder_again")
     ui.mouse(550, 500)
     xdotool("click", "--repeat", "25", "5")  # the wheel, down to the setup section
     yield 1.0
@@ -74,6 +86,13 @@ def preferences(ui: Harness):
     with bpy.context.temp_override(window=window):
         bpy.ops.wm.window_close()
     yield from ui.until(lambda: preferences_window() is None, "the preferences to close", 20)
+
+
+def checked_again() -> bool:
+    """A backend check has reported, and none runs."""
+    check = sys.modules[f"{ADDON}.setup.backend_check"].current()
+    setup = sys.modules[f"{ADDON}.setup.state"].current()
+    return check.report is not None and setup.activity is None
 
 
 def preferences_window():
@@ -99,6 +118,26 @@ def prepare(ui: Harness):
     ui.checkpoint("prepared")
 
 
+def prepare_fails(ui: Harness):
+    """Prepare a picture, then replace the file by a fully transparent one and Prepare again:
+    the failed Prepare takes the old preview away."""
+    picture = ui.output / "picture.png"
+    shutil.copy(ui.settings["robot_image"], picture)
+    set_panel(image_path=str(picture))
+    ui.observations["prepare_picture"] = ui.press("partpacker.prepare")
+    yield from ui.wait_while_busy("prepare")
+    yield from ui.fresh_panels()
+    ui.checkpoint("picture_prepared")
+    shutil.copy(ui.settings["transparent_image"], picture)
+    ui.observations["prepare_transparent"] = ui.press("partpacker.prepare")
+    yield from ui.wait_while_busy("prepare")
+    yield from ui.fresh_panels()
+    ui.checkpoint("prepare_failed")
+    set_panel(image_path=ui.settings["robot_image"])
+    ui.observations["prepare_again"] = ui.press("partpacker.prepare")
+    yield from ui.wait_while_busy("prepare")
+
+
 def transparent_image(ui: Harness):
     set_panel(image_path=ui.settings["transparent_image"], **QUICK)
     ui.observations["transparent_image"] = ui.press("partpacker.generate")
@@ -108,6 +147,31 @@ def transparent_image(ui: Harness):
     yield from ui.fresh_panels()
     yield from ui.screenshot("bad_image_error")
     ui.checkpoint("transparent_image")
+    yield from details(ui)
+
+
+def details(ui: Harness):
+    """Details under the error: a window of its own with the whole story in a text."""
+    windows = len(bpy.context.window_manager.windows)
+    ui.observations["details"] = ui.press("partpacker.show_details")
+    yield from ui.until(lambda: text_window() is not None, "the details' window", 20)
+    window, area = text_window()
+    text = area.spaces.active.text
+    ui.observations["details_text"] = {"name": text.name, "content": text.as_string()}
+    ui.observations["details_windows"] = len(bpy.context.window_manager.windows) - windows
+    yield 1.0
+    yield from ui.screenshot("details")
+    with bpy.context.temp_override(window=window):
+        bpy.ops.wm.window_close()
+    yield from ui.until(lambda: text_window() is None, "the details' window to close", 20)
+
+
+def text_window():
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "TEXT_EDITOR":
+                return window, area
+    return None
 
 
 def first_generation(ui: Harness):
@@ -117,9 +181,26 @@ def first_generation(ui: Harness):
     ui.observations["generate_busy_at_once"] = addon_state()["busy"]
     yield from ui.wait_while_busy("generate")
     ui.checkpoint("generated_as_left")
+    ui.observations["reports_after_generate"] = reports(ui)
     yield from ui.screenshot("new_result")
     yield from ui.fresh_panels()
     ui.checkpoint("generated")
+
+
+def reports(ui: Harness) -> list[str]:
+    """The reports of this session as the Info editor lists them (the status bar shows the
+    last): the timeline turned into an Info editor for a moment, its reports copied."""
+    area = next(a for a in ui.window().screen.areas if a.type == "DOPESHEET_EDITOR")
+    was = area.ui_type
+    area.ui_type = "INFO"
+    try:
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        with bpy.context.temp_override(window=ui.window(), area=area, region=region):
+            bpy.ops.info.select_all(action="SELECT")
+            bpy.ops.info.report_copy()
+        return bpy.context.window_manager.clipboard.splitlines()
+    finally:
+        area.ui_type = was
 
 
 def undo_redo(ui: Harness):
@@ -150,6 +231,7 @@ def generate_again(ui: Harness):
     yield from ui.wait_while_busy("generate_again")
     yield from ui.fresh_panels()
     ui.checkpoint("generated_again")
+    ui.observations["reports_after_generate_again"] = reports(ui)
 
 
 def cancel(ui: Harness):
@@ -196,7 +278,9 @@ def import_job_folder(ui: Harness):
     with bpy.context.temp_override(window=window, area=area, region=region):
         ui.observations["file_browser_accept"] = sorted(bpy.ops.file.execute())
     yield from ui.until(lambda: file_browser() is None, "the file browser to close", 30)
+    yield from ui.fresh_panels()
     ui.checkpoint("imported")
+    ui.observations["reports_after_import"] = reports(ui)
     yield from ui.screenshot("imported")
     with bpy.context.temp_override(window=ui.window()):
         ui.observations["undo_import"] = sorted(bpy.ops.ed.undo())

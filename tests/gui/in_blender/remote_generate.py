@@ -1,7 +1,7 @@
 """Generate on a server from the panel: the preferences set to *Server* (address and token of a
 real `python -m backend web` with tiny weights, started by tests/gui/test_gui_remote.py), Prepare,
-Generate and its result; then a slow job, the panel through the server's stages, and Cancel. The real
-event loop drains the client's thread from its timer."""
+Generate and its result; then a slow job, the panel through the server's stages, and Cancel.
+The real event loop drains the client's thread from its timer."""
 
 import sys
 from pathlib import Path
