@@ -76,10 +76,10 @@ def draw_backend_status(layout: bpy.types.UILayout, context: bpy.types.Context) 
     client = session.current().client
     if client.device in ("", "cpu"):  # nothing to free in GPU memory
         draw_wrapped(layout, context, text, icon=icon)
-        return
-    row = layout.row(align=True)
-    row.label(text=text, icon=icon)
-    row.operator("partpacker.free_memory", text="", icon="TRASH")
+    else:
+        row = layout.row(align=True)
+        row.label(text=text, icon=icon)
+        row.operator("partpacker.free_memory", text="", icon="TRASH")
     if not backend_set_up(context):
         layout.operator("partpacker.show_preferences", icon="PREFERENCES")
 

@@ -84,7 +84,7 @@ class RemoteClient:
         job = self.job
         if job is None:
             return False
-        job.cancel_requested = True
+        job.cancel_requested_at = self._clock()
         self._end_run(job, "cancelled")
         return True
 

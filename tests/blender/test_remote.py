@@ -197,10 +197,9 @@ def test_a_job_folder_that_cannot_be_written_is_said_so(addon, remote, web_serve
     (tmp_path / "a file").write_text("")
     use_server(remote, web_server.url)
     remote.output_dir = str(tmp_path / "a file")
-    with pytest.raises(addon.api.GenerationFailed) as failure:
+    with pytest.raises(addon.image_input.ImageInputError) as failure:  # before any upload
         addon.api.generate(ROBOT, **QUICK)
-    assert failure.value.code == "output"
-    assert "cannot write the job's files" in failure.value.message
+    assert "cannot be copied into" in failure.value.message, "the job's copy of the image"
     assert "Job Folders" in failure.value.hint
 
 

@@ -1,7 +1,7 @@
 """Cancel with a stuck worker, in one Blender run: first the backend not set up (the panel's
 button opens the add-on's preferences), then a long job whose worker is frozen for good
-(SIGSTOP, never continued) while Cancel is pressed; the panel is left alone until the job has
-ended. What draws while the job runs is counted: the sidebar, and the 3D viewport itself.
+(SIGSTOP, never continued); while it is frozen, what draws is counted (the sidebar, and the 3D
+viewport itself), then Cancel is pressed and the panel left alone until the job has ended.
 tests/gui/test_gui_cancel.py asserts on what this writes."""
 
 import os
@@ -34,11 +34,11 @@ def cancel_stuck_worker(ui: Harness):
     set_panel(image_path=ui.settings["robot_image"], steps=SLOW_STEPS, grid_res=32)
     ui.observations["generate"] = ui.press("partpacker.generate")
     yield from ui.until(lambda: ui.panel_shows("Sampling"), "the panel to show sampling", 180)
-    yield from count_draws(ui)
     stuck = worker_pids()
     ui.observations["stuck_workers"] = stuck
     for pid in stuck:
         os.kill(pid, signal.SIGSTOP)
+    yield from count_draws(ui)  # the job runs on for sure: its worker is frozen
     pressed = time.monotonic()
     ui.observations["cancel"] = ui.press("partpacker.cancel")
     yield from ui.fresh_panels()
