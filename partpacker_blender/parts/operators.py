@@ -35,8 +35,15 @@ class PartOperator(ResultOperator):
 
     part: StringProperty(name="Part", options={"SKIP_SAVE"})
 
-    def the_part(self) -> bpy.types.Object | None:
-        return bpy.data.objects.get(self.part)
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        part = bpy.data.objects.get(self.part)
+        if part is None:
+            return report_problem(self, f"there is no part named {self.part!r}")
+        self.act_on(part, context)
+        return {"FINISHED"}
+
+    def act_on(self, part: bpy.types.Object, context: bpy.types.Context) -> None:
+        raise NotImplementedError
 
 
 class PARTPACKER_OT_part_select(PartOperator, bpy.types.Operator):
@@ -46,12 +53,8 @@ class PARTPACKER_OT_part_select(PartOperator, bpy.types.Operator):
     bl_label = "Select Part"
     bl_options = {"UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        part = self.the_part()
-        if part is None:
-            return report_problem(self, f"there is no part named {self.part!r}")
+    def act_on(self, part: bpy.types.Object, context: bpy.types.Context) -> None:
         editing.toggle_selected(part)
-        return {"FINISHED"}
 
 
 class PARTPACKER_OT_part_visibility(PartOperator, bpy.types.Operator):
@@ -61,12 +64,8 @@ class PARTPACKER_OT_part_visibility(PartOperator, bpy.types.Operator):
     bl_label = "Hide Part"
     bl_options = {"UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        part = self.the_part()
-        if part is None:
-            return report_problem(self, f"there is no part named {self.part!r}")
+    def act_on(self, part: bpy.types.Object, context: bpy.types.Context) -> None:
         editing.toggle_hidden(part)
-        return {"FINISHED"}
 
 
 class PARTPACKER_OT_part_isolate(PartOperator, bpy.types.Operator):
@@ -76,12 +75,8 @@ class PARTPACKER_OT_part_isolate(PartOperator, bpy.types.Operator):
     bl_label = "Isolate Part"
     bl_options = {"UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        part = self.the_part()
-        if part is None:
-            return report_problem(self, f"there is no part named {self.part!r}")
+    def act_on(self, part: bpy.types.Object, context: bpy.types.Context) -> None:
         editing.toggle_isolated(part, self.root(context))
-        return {"FINISHED"}
 
 
 def _selected_parts(context: bpy.types.Context, root: bpy.types.Object) -> list:

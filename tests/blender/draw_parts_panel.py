@@ -49,6 +49,8 @@ def draw_scenarios(addon, layout: bpy.types.UILayout, context) -> dict[str, list
     npz = write_npz(Path(tempfile.mkdtemp()) / "parts.npz", parts_arrays(*sample_parts()))
     result = addon.importer.import_parts(npz, context.scene, stem="robot")
     first, second, _ = result.parts
+    for obj in result.parts:  # a result arrives selected: the rows start unselected here
+        obj.select_set(False)
     context.view_layer.objects.active = first
     drawn["poll"] = [{"call": "poll", "text": panels.PARTPACKER_PT_parts.poll(context)}]
     draw("panel", lambda layout: panels.draw_parts_panel(layout, context))

@@ -14,6 +14,8 @@ def result(addon, tmp_path):
     spheres, colors = sample_parts()
     npz = write_npz(tmp_path / "parts.npz", parts_arrays(spheres, colors))
     imported = addon.importer.import_parts(npz, bpy.context.scene, stem="robot")
+    for obj in bpy.context.view_layer.objects:  # a result arrives selected: start from nothing
+        obj.select_set(False)
     bpy.context.view_layer.objects.active = imported.parts[0]
     return imported
 
