@@ -47,6 +47,9 @@ class JobSequence:
     group: str = ""
     cancelled: bool = False
     running: SequenceItem | None = field(default=None, repr=False)
+    origin: tuple[float, ...] | None = field(default=None, repr=False)
+    """Where the first result landed (the importer moves one aside from what stands at the
+    cursor); the others go at their offsets from it."""
 
     @property
     def ended(self) -> bool:
@@ -117,7 +120,9 @@ class JobSequence:
         assert task.imported is not None
         item.status, item.imported = "done", task.imported
         root = task.imported.root
-        root.location = [a + b for a, b in zip(root.location, item.offset, strict=True)]
+        if self.origin is None:
+            self.origin = tuple(root.location)
+        root.location = [a + b for a, b in zip(self.origin, item.offset, strict=True)]
         if self.group:
             root[GROUP_KEY] = self.group
 

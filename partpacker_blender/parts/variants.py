@@ -4,7 +4,9 @@ delete the rest."""
 from __future__ import annotations
 
 import random
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -34,7 +36,8 @@ def variant_sequence(
     Raises ImageInputError for a bad image before any job starts."""
     if not 1 <= count <= MAX_VARIANTS:
         raise ValueError(f"the number of variants must be 1 to {MAX_VARIANTS}, not {count}")
-    input_image(context.scene.partpacker, overrides.get("image_path", ""))
+    with tempfile.TemporaryDirectory(prefix="partpacker-check-") as scratch:
+        input_image(context.scene.partpacker, Path(scratch), overrides.get("image_path", ""))
     step = spacing(context, overrides)
     items = [
         SequenceItem(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import bpy
 import pytest
@@ -77,7 +78,9 @@ def test_run_again_with_the_same_seed_and_with_a_new_one(addon, backend, jobs):
     parts = addon.api.generate(ROBOT, seed=21, **QUICK)
     first = parts[0].parent["partpacker"].to_dict()
     (entry,) = addon.parts.history.past_generations(jobs)
-    assert entry.seed == 21 and entry.image == str(ROBOT)
+    # the job reads its own copy of the image, kept beside the job folders
+    assert entry.seed == 21 and Path(entry.image).read_bytes() == ROBOT.read_bytes()
+    assert Path(entry.image).parent.name == entry.folder.name
 
     assert bpy.ops.partpacker.history_rerun(folder=str(entry.folder)) == {"FINISHED"}
     assert bpy.ops.partpacker.history_rerun(folder=str(entry.folder), new_seed=True) == {"FINISHED"}
