@@ -64,6 +64,7 @@ def parts_panel(ui: Harness):
         obj.select_set(False)
     part.select_set(True)
     bpy.context.view_layer.objects.active = part
+    ui.observations.setdefault("list_rows", []).clear()  # each variant was active as it arrived
     root["partpacker_explode"] = 0.6
     root.update_tag()
     yield from ui.fresh_panels()
