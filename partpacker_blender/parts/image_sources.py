@@ -1,7 +1,7 @@
 """Images from inside Blender as PNG files the backend reads: the Render Result, the Viewer
 Node's image, the image shown in an Image Editor, a small camera render of the scene, the
 clipboard. Each writes a new PNG (a new name each time, so nothing stale is read) into the
-add-on's inputs folder."""
+inputs folder beside the job folders, which outlives the extension."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..generation import INPUT_FOLDER
 from ..image_input import ImageInputError, datablock_image_file
-from ..settings import user_folder
+from ..settings import jobs_folder
 from .camera_render import render_camera
 
 SOURCES = {
@@ -32,7 +33,7 @@ def image_from_blender(source: str, context: bpy.types.Context) -> Path:
     empty image, or a file that cannot be written."""
     if source not in SOURCES:
         raise ValueError(f"unknown image source {source!r}: use one of {', '.join(SOURCES)}")
-    target = inputs_folder() / f"{source.lower()}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    target = inputs_folder(context) / f"{source.lower()}-{time.strftime('%Y%m%d-%H%M%S')}.png"
     target = _unused(target)
     scene = context.scene
     if source in RENDER_IMAGES:
@@ -50,8 +51,9 @@ def image_from_blender(source: str, context: bpy.types.Context) -> Path:
     return target
 
 
-def inputs_folder() -> Path:
-    folder = user_folder() / "inputs"
+def inputs_folder(context: bpy.types.Context) -> Path:
+    """Beside the job folders (kept with the user's work, not in the extension's own folder)."""
+    folder = jobs_folder(context) / INPUT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
